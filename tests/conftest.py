@@ -36,5 +36,5 @@ def seed_model(seed_dir: Path):
     """The published quantized AlexNet with the fc6 stand-in, as a Model."""
     import qcnn
 
-    return qcnn.load_seed(seed_dir / "Bin.Files", arch="alexnet", fc6_dir=seed_dir / "fc6-synthetic",
+    return qcnn.load_seed(seed_dir / "Bin.Files", arch="alexnet", extra_dirs=[seed_dir / "fc6-synthetic"],
                           mean=seed_dir / "imagenet_mean.single.bin")
