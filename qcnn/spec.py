@@ -166,7 +166,11 @@ def output_shape(layer: Layer, shape: tuple[int, ...]) -> tuple[int, ...]:
         if layer.kernel > h + 2 * layer.pad or layer.kernel > w + 2 * layer.pad:
             raise QcnnError(f"{where}: kernel {layer.kernel} is larger than its padded input {h}x{w}")
         if layer.type == "pool":
-            return (c, pool_out(h, layer.kernel, layer.stride, layer.pad), pool_out(w, layer.kernel, layer.stride, layer.pad))
+            ho, wo = (pool_out(n, layer.kernel, layer.stride, layer.pad) for n in (h, w))
+            if (ho - 1) * layer.stride - layer.pad >= h or (wo - 1) * layer.stride - layer.pad >= w:
+                raise QcnnError(f"{where}: with ceil rounding the last pooling window of a {h}x{w} input "
+                                f"starts in the padding (kernel {layer.kernel}, stride {layer.stride}, pad {layer.pad})")
+            return (c, ho, wo)
         if c % layer.groups or layer.out % layer.groups:
             raise QcnnError(f"{where}: {c} input and {layer.out} output channels do not split into {layer.groups} groups")
         return (layer.out, conv_out(h, layer.kernel, layer.stride, layer.pad), conv_out(w, layer.kernel, layer.stride, layer.pad))

@@ -1,0 +1,39 @@
+"""Every installed backend against the reference: the public conformance suite."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from conftest import SEED
+from qcnn.errors import QcnnError
+from qcnn.plugins import backend_specs, load_backend
+from qcnn.testing import parametrize_with_checks
+
+BACKENDS = [name for name in backend_specs() if name != "reference"]
+
+
+@parametrize_with_checks(BACKENDS, seed_dir=SEED if SEED.is_dir() else None)
+def test_conformance(backend, check):
+    try:
+        load_backend(backend)
+    except QcnnError as err:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"backend {backend} must be available in CI: {err}", pytrace=False)
+        pytest.skip(str(err))
+    check(backend)
+
+
+def test_alexnet_checks_have_data(seed_dir):
+    """Fails under CI=true when shared/seed-alexnet is missing (the AlexNet checks would skip)."""
+    assert (seed_dir / "Bin.Files").is_dir()
+
+
+def test_reference_passes_its_own_checks():
+    """The suite's own sanity: the reference agrees with itself on every layer case."""
+    from qcnn.testing import backend_checks
+
+    for check in backend_checks(None):
+        if not check.id.startswith("alexnet-"):
+            check("reference")
