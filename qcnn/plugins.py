@@ -17,7 +17,7 @@ from .backend import Backend, BackendSpec
 from .errors import QcnnError
 from .threads import get_threads, set_threads
 
-__all__ = ["ENTRY_POINT_GROUP", "backend_specs", "problems", "load_backend", "loaded_backends", "LoadedBackend", "plugin_manager"]
+__all__ = ["ENTRY_POINT_GROUP", "Problem", "backend_specs", "problems", "load_backend", "loaded_backends", "LoadedBackend", "plugin_manager"]
 
 ENTRY_POINT_GROUP = "qcnn.backends"
 
@@ -86,9 +86,9 @@ def backend_specs() -> dict[str, BackendSpec]:
     return dict(_registry().specs)
 
 
-def problems() -> list[str]:
-    """Messages about plugins that could not be loaded or registered."""
-    return [p.message for p in _registry().problems]
+def problems() -> list[Problem]:
+    """Plugins that could not be loaded or registered: ``.plugin`` (entry-point name) and ``.message``."""
+    return list(_registry().problems)
 
 
 @dataclass

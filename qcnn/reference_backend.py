@@ -12,6 +12,7 @@ from . import reference as ref
 from .backend import BackendSpec, Kernel, StagedKernel
 from .hookspecs import hookimpl
 from .spec import Layer
+from .threads import blas_info, get_threads
 
 __all__ = ["ReferenceBackend", "reference_kernel"]
 
@@ -50,7 +51,9 @@ class ReferenceBackend:
         return reference_kernel(layer, params)
 
     def info(self) -> dict[str, Any]:
-        return {"numpy": np.__version__}
+        blas = blas_info()
+        return {"numpy": np.__version__, "blas": blas[0]["internal_api"] if blas else "",
+                "blas_version": blas[0]["version"] if blas else "", "threads": get_threads() or "default"}
 
     def set_threads(self, n: int) -> None:
         """Reference kernels have no threads of their own; BLAS threads are set centrally."""
