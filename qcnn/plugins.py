@@ -62,7 +62,7 @@ def _discover() -> tuple[pluggy.PluginManager, list[Problem]]:
 def _registry() -> _Registry:
     pm, problems = _discover()
     specs: dict[str, BackendSpec] = {}
-    for impl in pm.hook.qcnn_register_backends.get_hookimpls()[::-1]:  # registration order
+    for impl in pm.hook.qcnn_register_backends.get_hookimpls():  # registration order: reference first
         owner = pm.get_name(impl.plugin) or "?"
 
         def register(spec: BackendSpec, _owner: str = owner) -> None:
