@@ -11,7 +11,9 @@ from .errors import QcnnError
 from .fileformat import load, save
 from .hookspecs import hookimpl
 from .model import Model
+from .preprocess import preprocess, read_image
 from .runtime import Session, compile
+from .seed import load_seed, save_seed
 from .spec import Layer, NetSpec, Quant
 from .threads import set_threads
 
@@ -19,5 +21,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Backend", "BackendSpec", "Layer", "Model", "NetSpec", "QcnnError", "Quant", "Session", "StagedKernel",
-    "compile", "hookimpl", "load", "reference", "save", "set_threads", "zoo", "__version__",
+    "compile", "hookimpl", "load", "load_seed", "preprocess", "read_image", "reference", "save", "save_seed",
+    "set_threads", "zoo", "__version__",
 ]
