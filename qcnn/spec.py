@@ -205,10 +205,11 @@ def _parse_layer(raw: Any, where: str) -> Layer:
         if key == "quant":
             if value is None:
                 continue
-            if isinstance(value, str):
-                values[key] = Quant.parse(value)
-            elif isinstance(value, Mapping) and set(value) == {"D", "K"}:
-                values[key] = Quant(value["D"], value["K"])
+            if isinstance(value, (str, Mapping)) and (isinstance(value, str) or set(value) == {"D", "K"}):
+                try:
+                    values[key] = Quant.parse(value) if isinstance(value, str) else Quant(value["D"], value["K"])
+                except QcnnError as err:
+                    raise QcnnError(f"{where}: layer {name}: {err}") from None
             else:
                 raise QcnnError(f"{where}: layer {name} quant must be {{D: int, K: int}} or 'D:K', got {value!r}")
         elif key in _INT_FIELDS:
