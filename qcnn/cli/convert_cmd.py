@@ -40,6 +40,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.to_seed or args.output:
         raise QcnnError("converting a .qcnn file needs --to-seed DIR (and no -o)")
     model = load(source)
-    written = save_seed(model, args.to_seed, prefix=args.prefix)
-    print(f"wrote {len(written)} files to {args.to_seed}")
+    save_seed(model, args.to_seed, prefix=args.prefix)
+    print(f"wrote {model.name} in the authors' format to {args.to_seed}")
     return 0
