@@ -1,0 +1,653 @@
+"""The paper's speed test, across backends and peer engines: :func:`run_bench`.
+
+Protocol (the authors' README): forward time per image at batch size 1, averaged over
+100 batches, the whole experiment repeated 5 times; each run, the mean, and the speed-up
+of Q-CNN (quantized) over CNN (float) are reported. Here:
+
+* Every (engine, mode) *series* is timed in the same process. The runs are interleaved:
+  run r times every series once, in an order rotated by r, so that slow drifts of the
+  machine spread over all series alike.
+* One timed pass is ``session.forward(x)`` on one batch, timed with
+  ``time.perf_counter`` (wall clock); the batch is cut out before the timer starts.
+  ``samples[r, b]`` is the time of batch b in run r, in seconds; a run's figure is the
+  mean over its batches divided by the batch size (ms per image).
+* Before timing, each series runs ``warmup`` untimed passes (JIT compilation, caches).
+* Threads are set in code (:func:`qcnn.set_threads`: BLAS through threadpoolctl and every
+  backend's own pool; peers get the same count).
+* ``per_layer``: the timed passes run layer by layer with a timer around each kernel,
+  and around the ``table`` and ``lookup`` stages of quantized (staged) kernels.
+* Inputs: seeded random images, a directory of images (preprocessed with the model's
+  pipeline), or the authors' dataset (``dataMatTst.single.bin`` [N, 3, H, W] +
+  ``lablVecTst.uint16.bin``). Batch b uses images b*B .. b*B+B-1; past the last image
+  the last one is reused, as in the original. With labels, top-1..top-5 accuracy is
+  accumulated over the first run's passes.
+* Outputs are checked once on the first batch: every backend against the reference
+  backend (same mode), every peer against the first backend's float output; the record
+  holds max|diff| / max|ref| and whether it is within 1e-4.
+
+The float network of a quantized model is its *float twin*: the same layers with the
+dense weights decoded from codebooks and codes (:func:`float_twin`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .backend import StagedKernel
+from .errors import QcnnError
+from .model import Model
+
+__all__ = [
+    "SCHEMA", "MODES", "BACKEND_PREFERENCE", "TOLERANCE", "float_twin", "default_backend", "resolve_model",
+    "Inputs", "random_inputs", "image_inputs", "dataset_inputs", "Series", "BenchResult", "run_bench",
+]
+
+SCHEMA = "qcnn-bench/1"
+MODES = ("float", "quantized")
+#: ``--backend`` default: the first of these that loads.
+BACKEND_PREFERENCE = ("cffi", "numba", "numpy", "reference")
+#: Agreement tolerance: max|y - y_ref| / max|y_ref|.
+TOLERANCE = 1e-4
+#: Random inputs: at most this many distinct images; batches cycle through them.
+MAX_RANDOM_IMAGES = 100
+DATASET_IMAGES = "dataMatTst.single.bin"
+DATASET_LABELS = "lablVecTst.uint16.bin"
+IMAGE_SUFFIXES = (".bmp", ".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+
+
+# --------------------------------------------------------------------------- models
+def float_twin(model: Model) -> Model:
+    """The float network of ``model``: every quantized conv/fc replaced by its decoded dense weights.
+
+    qconv codebook [S, K, D] + codes [O, k, k, S] -> weight [O, C/G, k, k] with
+    W[o, sD + d, u, v] = codebook[s, codes[o, u, v, s], d]; qfc -> weight [O, F] likewise.
+    Biases, float layers and the preprocessing tensors are kept. A float model is returned as is.
+    """
+    from .reference import decode_conv_weight, decode_fc_weight
+
+    spec = model.spec
+    if all(layer.quant is None for layer in spec.layers):
+        return model
+    shapes = spec.shapes()
+    params = {name: dict(tensors) for name, tensors in model.params.items()}
+    layers = []
+    for layer, in_shape in zip(spec.layers, shapes):
+        if layer.quant is not None:
+            p = model.params[layer.name]
+            if layer.type == "conv":
+                weight = decode_conv_weight(p["codebook"], p["codes"], in_shape[0] // layer.groups)
+            else:
+                weight = decode_fc_weight(p["codebook"], p["codes"], int(np.prod(in_shape)))
+            params[layer.name] = {"weight": np.ascontiguousarray(weight, np.float32), "bias": p["bias"]}
+            layer = layer.with_quant(None)
+        layers.append(layer)
+    source = f"float twin of {model.source or spec.name}"
+    return Model(spec.with_layers(layers), params, source=source)
+
+
+def resolve_model(model: Model | str | os.PathLike[str] | None) -> Model:
+    """None: synthetic quantized AlexNet; a built-in architecture name: its synthetic quantized
+    model; a path: :func:`qcnn.load`; a :class:`Model`: itself."""
+    from . import zoo
+    from .fileformat import load
+
+    if model is None:
+        return zoo.synthetic("alexnet")
+    if isinstance(model, Model):
+        return model
+    text = os.fspath(model)
+    if text.lower().replace("-", "_") in zoo.ARCHS and not Path(text).exists():
+        return zoo.synthetic(text)
+    if not Path(text).is_file():
+        raise QcnnError(f"no such model file, and not a built-in architecture ({', '.join(zoo.ARCHS)})", text)
+    return load(text)
+
+
+def _is_quantized(model: Model) -> bool:
+    return any(layer.quant is not None for layer in model.spec.layers)
+
+
+# --------------------------------------------------------------------------- backends
+def _specs() -> dict[str, Any]:
+    from .plugins import backend_specs
+
+    return backend_specs()
+
+
+def default_backend() -> str:
+    """The fastest backend that loads here, in the order of :data:`BACKEND_PREFERENCE`."""
+    from .plugins import load_backend
+
+    for name in BACKEND_PREFERENCE:
+        if name in _specs():
+            try:
+                load_backend(name)
+                return name
+            except QcnnError:
+                continue
+    return "reference"
+
+
+def _resolve_backends(backends: str | Sequence[str] | None) -> tuple[list[str], list[dict[str, str]]]:
+    """Backend names to run, and the ones skipped (``all`` only) with the reason."""
+    from .plugins import load_backend, problems
+
+    if backends is None:
+        return [default_backend()], []
+    names = [b.strip() for b in backends.split(",")] if isinstance(backends, str) else [str(b) for b in backends]
+    names = [n for n in names if n]
+    if not names:
+        raise QcnnError("no backend given")
+    if "all" in names:
+        if len(names) > 1:
+            raise QcnnError("backend 'all' cannot be combined with other names")
+        run, skipped = [], []
+        for name in _specs():
+            try:
+                load_backend(name)
+                run.append(name)
+            except QcnnError as err:
+                skipped.append({"backend": name, "reason": str(err)})
+        for problem in problems():  # plugins that could not even register (e.g. a missing import)
+            skipped.append({"backend": str(getattr(problem, "plugin", "")),
+                            "reason": str(getattr(problem, "message", problem))})
+        return run, skipped
+    for name in names:
+        load_backend(name)  # QcnnError: unknown or unavailable
+    return list(dict.fromkeys(names)), []
+
+
+# --------------------------------------------------------------------------- inputs
+@dataclass
+class Inputs:
+    """Images for the timed passes: ``images`` float32 [M, C, H, W] (preprocessed network
+    inputs), ``labels`` int64 [M] (-1 = unknown) or None.
+
+    Batch b of size B takes images b*B .. b*B+B-1; ``cycle`` wraps around past the last
+    image (random inputs), otherwise the last image is reused (the authors' rule).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray | None
+    kind: str
+    source: str
+    cycle: bool = False
+
+    def indices(self, b: int, batch_size: int) -> np.ndarray:
+        idx = np.arange(b * batch_size, (b + 1) * batch_size)
+        m = len(self.images)
+        return idx % m if self.cycle else np.minimum(idx, m - 1)
+
+    def batch(self, b: int, batch_size: int) -> np.ndarray:
+        """[B, C, H, W] float32 C-contiguous (a view when the images are consecutive)."""
+        idx = self.indices(b, batch_size)
+        if idx[-1] - idx[0] == batch_size - 1:
+            return self.images[idx[0]:idx[-1] + 1]
+        return np.ascontiguousarray(self.images[idx])
+
+    def batch_labels(self, b: int, batch_size: int) -> np.ndarray | None:
+        return None if self.labels is None else self.labels[self.indices(b, batch_size)]
+
+    def describe(self) -> dict[str, Any]:
+        labeled = 0 if self.labels is None else int((self.labels >= 0).sum())
+        return {"kind": self.kind, "source": self.source, "count": int(len(self.images)), "labeled": labeled}
+
+
+def random_inputs(shape: tuple[int, ...], count: int, seed: int = 0) -> Inputs:
+    """``min(count, 100)`` seeded images, uniform in [-128, 128) like mean-subtracted pixels."""
+    n = max(1, min(count, MAX_RANDOM_IMAGES))
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(-128.0, 128.0, size=(n, *shape)).astype(np.float32)
+    return Inputs(images, None, "random", f"uniform[-128, 128), seed {seed}", cycle=True)
+
+
+def image_inputs(directory: str | os.PathLike[str], model: Model, count: int,
+                 labels: Mapping[str, int] | None = None) -> Inputs:
+    """The first ``count`` images of ``directory`` (sorted by name), preprocessed for ``model``.
+
+    ``labels`` maps an image's base name without extension to its 0-based class id.
+    """
+    from .preprocess import preprocess
+
+    d = Path(directory)
+    if not d.is_dir():
+        raise QcnnError("not a directory of images", d)
+    files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise QcnnError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in the directory", d)
+    files = files[:max(1, count)]
+    images = np.stack([preprocess(p, model) for p in files]).astype(np.float32, copy=False)
+    lab = None
+    if labels is not None:
+        lab = np.array([labels.get(p.stem, -1) for p in files], np.int64)
+    return Inputs(np.ascontiguousarray(images), lab, "images", str(d))
+
+
+def dataset_inputs(directory: str | os.PathLike[str], model: Model, count: int) -> Inputs:
+    """The authors' speed-test set: ``dataMatTst.single.bin`` float32 [N, C, H, W] (already
+    preprocessed) and, if present, ``lablVecTst.uint16.bin`` (N labels, 0-based). Only the
+    first ``count`` images are kept."""
+    from .seedio import read_bin
+
+    d = Path(directory)
+    if not d.is_dir():
+        raise QcnnError("not a dataset directory", d)
+    data_path = d / DATASET_IMAGES
+    if not data_path.is_file():
+        raise QcnnError(f"the dataset directory has no {DATASET_IMAGES}", d)
+    data = read_bin(data_path, np.float32)
+    want = tuple(model.spec.input)
+    if data.ndim != 4 or tuple(data.shape[1:]) != want:
+        raise QcnnError(f"holds {list(data.shape)}, the model takes [N, {', '.join(map(str, want))}]", data_path)
+    lab = None
+    label_path = d / DATASET_LABELS
+    if label_path.is_file():
+        raw = read_bin(label_path, np.uint16).ravel()
+        if raw.size != data.shape[0]:
+            raise QcnnError(f"has {raw.size} labels for {data.shape[0]} images in {DATASET_IMAGES}", label_path)
+        lab = raw[:count].astype(np.int64)
+    images = np.ascontiguousarray(data[:max(1, count)])
+    return Inputs(images, lab, "dataset", str(d))
+
+
+# --------------------------------------------------------------------------- results
+@dataclass
+class Series:
+    """The timings of one engine (a backend or a peer) in one mode.
+
+    ``samples`` [repeat, batches] seconds per batch forward pass; ``layer_samples``
+    [repeat, batches, L, 3] seconds per (layer, total/table/lookup) with ``per_layer``.
+    """
+
+    engine: str
+    kind: str  # "backend" | "peer"
+    mode: str  # "float" | "quantized"
+    batch_size: int
+    samples: np.ndarray
+    layer_names: list[str] = field(default_factory=list)
+    layer_ops: list[str] = field(default_factory=list)
+    layer_providers: list[str] = field(default_factory=list)
+    layer_samples: np.ndarray | None = None
+    staged: list[bool] = field(default_factory=list)
+    fallbacks: list[str] = field(default_factory=list)
+    hits: np.ndarray | None = None  # [5] cumulative top-k hits over labeled images of run 0
+    labeled: int = 0
+    agreement: dict[str, Any] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def runs_ms(self) -> np.ndarray:
+        """[repeat] ms per image of every run: mean over the run's batches / batch size."""
+        return self.samples.mean(axis=1) * 1e3 / self.batch_size
+
+    @property
+    def mean_ms(self) -> float:
+        return float(self.runs_ms.mean())
+
+    @property
+    def median_ms(self) -> float:
+        return float(np.median(self.runs_ms))
+
+    @property
+    def passes(self) -> int:
+        """Timed forward passes."""
+        return int(self.samples.size)
+
+    def accuracy(self) -> dict[str, Any] | None:
+        if self.hits is None or self.labeled == 0:
+            return None
+        return {"images": self.labeled, **{f"top{k + 1}": float(self.hits[k] / self.labeled) for k in range(5)}}
+
+    def layers(self) -> list[dict[str, Any]] | None:
+        """Per-layer ms per image (mean over all passes, and per run); table/lookup for staged kernels."""
+        if self.layer_samples is None:
+            return None
+        per_run = self.layer_samples.mean(axis=1) * 1e3 / self.batch_size  # [R, L, 3]
+        out = []
+        for i, name in enumerate(self.layer_names):
+            row: dict[str, Any] = {"name": name, "op": self.layer_ops[i], "provider": self.layer_providers[i],
+                                   "mean_ms": float(per_run[:, i, 0].mean()),
+                                   "runs_ms": [float(v) for v in per_run[:, i, 0]]}
+            if self.staged[i]:
+                row["table_ms"] = float(per_run[:, i, 1].mean())
+                row["lookup_ms"] = float(per_run[:, i, 2].mean())
+            out.append(row)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        runs = self.runs_ms
+        return {
+            "engine": self.engine, "kind": self.kind, "mode": self.mode,
+            "runs_ms": [float(v) for v in runs], "mean_ms": self.mean_ms, "median_ms": self.median_ms,
+            "min_ms": float(runs.min()), "max_ms": float(runs.max()),
+            "samples_ms": (self.samples * 1e3 / self.batch_size).round(6).tolist(),
+            "passes": self.passes, "fallbacks": list(self.fallbacks), "accuracy": self.accuracy(),
+            "agreement": self.agreement, "layers": self.layers(), "info": self.info,
+        }
+
+
+@dataclass
+class BenchResult:
+    """Everything one :func:`run_bench` measured, with the machine it ran on. See ``docs/bench.md``."""
+
+    model: dict[str, Any]
+    protocol: dict[str, Any]
+    inputs: dict[str, Any]
+    theory: dict[str, Any]
+    machine: dict[str, Any]
+    series: list[Series]
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    created: str = ""
+    command: str | None = None
+
+    def get(self, engine: str, mode: str = "float") -> Series | None:
+        for s in self.series:
+            if s.engine == engine and s.mode == mode:
+                return s
+        return None
+
+    @property
+    def engines(self) -> list[str]:
+        return list(dict.fromkeys(s.engine for s in self.series))
+
+    def speedups(self) -> list[dict[str, Any]]:
+        """Per backend timed in both modes: float / quantized time (of the run means, and of the medians)."""
+        out = []
+        for engine in self.engines:
+            f, q = self.get(engine, "float"), self.get(engine, "quantized")
+            if f is not None and q is not None:
+                out.append({"engine": engine, "mean": f.mean_ms / q.mean_ms, "median": f.median_ms / q.median_ms})
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        from . import __version__
+
+        return {
+            "schema": SCHEMA, "qcnn_version": __version__, "created": self.created, "command": self.command,
+            "model": self.model, "protocol": self.protocol, "inputs": self.inputs, "theory": self.theory,
+            "machine": self.machine, "skipped": self.skipped, "notes": self.notes,
+            "series": [s.to_dict() for s in self.series], "speedups": self.speedups(),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent) + "\n"
+
+
+# --------------------------------------------------------------------------- timing
+_clock = time.perf_counter
+
+
+class _Runner:
+    """One series being timed: a forward function plus its sample arrays."""
+
+    def __init__(self, series: Series, forward: Callable[[np.ndarray], np.ndarray],
+                 layers: list[Any] | None, session: Any = None, peer: Any = None) -> None:
+        self.series = series
+        self.forward = forward
+        self.layers = layers  # PreparedLayers when timing per layer
+        self.session = session  # backends
+        self.peer = peer  # peers
+
+    def step(self, x: np.ndarray, r: int, b: int) -> np.ndarray:
+        if self.layers is None:
+            t0 = _clock()
+            y = self.forward(x)
+            self.series.samples[r, b] = _clock() - t0
+            return y
+        acc = self.series.layer_samples[r, b]  # type: ignore[index]
+        t0 = _clock()
+        for i, p in enumerate(self.layers):
+            k = p.kernel
+            if isinstance(k, StagedKernel):
+                ta = _clock()
+                table = k.table(x)
+                tb = _clock()
+                x = k.lookup(table)
+                tc = _clock()
+                acc[i, 0], acc[i, 1], acc[i, 2] = tc - ta, tb - ta, tc - tb
+            else:
+                ta = _clock()
+                x = k(x)
+                acc[i, 0] = _clock() - ta
+        self.series.samples[r, b] = _clock() - t0
+        return x
+
+
+def _rel_diff(y: np.ndarray, ref: np.ndarray) -> float:
+    """max|y - ref| / max|ref| (max|y - ref| when ref is all zeros)."""
+    y = np.asarray(y, np.float64).reshape(ref.shape)
+    ref = np.asarray(ref, np.float64)
+    scale = float(np.abs(ref).max())
+    diff = float(np.abs(y - ref).max())
+    return diff / scale if scale > 0 else diff
+
+
+def _agreement(outs: Mapping[str, np.ndarray], refs: Mapping[str, np.ndarray], against: str) -> dict[str, Any]:
+    """Compare the checked layers' outputs: ``{"against", "layers": {name: rel diff}, "max_rel_diff", "ok"}``."""
+    diffs: dict[str, float | None] = {}
+    problems = []
+    for name, ref in refs.items():
+        y = outs.get(name)
+        if y is None or np.size(y) != np.size(ref):
+            diffs[name] = None
+            problems.append(f"{name}: output {None if y is None else list(np.shape(y))} vs {list(np.shape(ref))}")
+        else:
+            diffs[name] = _rel_diff(y, ref)
+    worst = max((d for d in diffs.values() if d is not None), default=None)
+    ok = not problems and worst is not None and worst <= TOLERANCE
+    out: dict[str, Any] = {"against": against, "layers": diffs, "max_rel_diff": worst, "tolerance": TOLERANCE,
+                           "ok": bool(ok)}
+    if problems:
+        out["problem"] = "; ".join(problems)
+    return out
+
+
+def _check_count(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise QcnnError(f"{name} must be {what}, got {value!r}")
+    return int(value)
+
+
+def run_bench(model: Model | str | os.PathLike[str] | None = None,
+              backends: str | Sequence[str] | None = None,
+              mode: str = "both", batches: int = 100, repeat: int = 5, batch_size: int = 1, threads: int = 1,
+              warmup: int = 2, images: str | os.PathLike[str] | None = None,
+              dataset: str | os.PathLike[str] | None = None, labels: Mapping[str, int] | None = None,
+              per_layer: bool = False, compare: str | Sequence[str] = (), check: bool = True,
+              progress: bool = True, seed: int = 0, command: str | None = None) -> BenchResult:
+    """Run the speed test (see the module doc) and return the measurements.
+
+    model: a :class:`Model`, a ``.qcnn`` path, an architecture name (synthetic quantized
+    weights) or None (synthetic quantized AlexNet). backends: a name, a list, ``"all"``
+    (every backend that loads; the others are listed in ``result.skipped``) or None (the
+    fastest available). mode: ``float``, ``quantized`` or ``both``. images / dataset:
+    input directory (see :func:`image_inputs`, :func:`dataset_inputs`), else random
+    images; labels: for ``images``, base name -> class id. compare: peer engines
+    (``"onnxruntime,torch"``), timed on the float network. check: compare outputs on the
+    first batch (adds untimed passes). progress: a tqdm bar on stderr when it is a TTY.
+    """
+    from . import stats
+    from .machine import machine_record
+    from .peers import make_peer, parse_peers
+    from .runtime import compile as qcompile
+    from .threads import set_threads
+
+    batches = _check_count("batches", batches, 1)
+    repeat = _check_count("repeat", repeat, 1)
+    batch_size = _check_count("batch size", batch_size, 1)
+    threads = _check_count("threads", threads, 1)
+    warmup = _check_count("warmup", warmup, 0)
+    if mode not in (*MODES, "both"):
+        raise QcnnError(f"mode must be float, quantized or both, got {mode!r}")
+    if images is not None and dataset is not None:
+        raise QcnnError("give either images or a dataset, not both")
+    peers = parse_peers(compare) if compare else ()
+
+    qmodel = resolve_model(model)
+    notes: list[str] = []
+    modes = list(MODES) if mode == "both" else [mode]
+    if not _is_quantized(qmodel):
+        if mode == "quantized":
+            raise QcnnError(f"{qmodel.spec.name} has no quantized layers, so there is no quantized mode to time",
+                            qmodel.source)
+        if "quantized" in modes:
+            notes.append(f"{qmodel.spec.name} has no quantized layers: float mode only")
+            modes = ["float"]
+    names, skipped = _resolve_backends(backends)
+    if not names:
+        raise QcnnError("no backend is available")
+    set_threads(threads)
+
+    needed = batches * batch_size
+    if dataset is not None:
+        inputs = dataset_inputs(dataset, qmodel, needed)
+    elif images is not None:
+        inputs = image_inputs(images, qmodel, needed, labels)
+    else:
+        inputs = random_inputs(tuple(qmodel.spec.input), needed, seed)
+    if len(inputs.images) < needed and not inputs.cycle:
+        notes.append(f"{len(inputs.images)} input image(s) for {needed} per run: the last one is reused")
+
+    fmodel = float_twin(qmodel) if ("float" in modes or peers) else None
+    models = {"float": fmodel, "quantized": qmodel}
+
+    runners: list[_Runner] = []
+    for name in names:
+        for m in modes:
+            session = qcompile(models[m], name, threads=threads)  # type: ignore[arg-type]
+            lay = session.layers
+            s = Series(name, "backend", m, batch_size, np.zeros((repeat, batches)),
+                       layer_names=[p.layer.name for p in lay], layer_ops=[p.layer.op for p in lay],
+                       layer_providers=[p.provider for p in lay], staged=[p.staged for p in lay],
+                       fallbacks=session.fallbacks)
+            if per_layer:
+                s.layer_samples = np.zeros((repeat, batches, len(lay), 3))
+            runners.append(_Runner(s, session.forward, lay if per_layer else None, session=session))
+    for peer_name in peers:
+        peer = make_peer(peer_name, qmodel, threads)
+        s = Series(peer_name, "peer", "float", batch_size, np.zeros((repeat, batches)), info=peer.info())
+        runners.append(_Runner(s, peer.run, None, peer=peer))
+
+    if check:
+        _check_outputs(runners, models, inputs.batch(0, batch_size), modes, threads)
+
+    total = repeat * len(runners) * batches + warmup * len(runners)
+    bar = _progress(total, progress)
+    try:
+        for run in runners:  # untimed warm-up passes: JIT compilation, first-touch allocations
+            x = inputs.batch(0, batch_size)
+            for _ in range(warmup):
+                run.forward(x)
+                bar.update(1)
+        for r in range(repeat):
+            k = r % len(runners)
+            for run in runners[k:] + runners[:k]:
+                bar.set_description(f"run {r + 1}/{repeat} {run.series.engine} {run.series.mode}", refresh=False)
+                for b in range(batches):
+                    x = inputs.batch(b, batch_size)
+                    y = run.step(x, r, b)
+                    if r == 0 and inputs.labels is not None:
+                        _count_hits(run.series, y, inputs.batch_labels(b, batch_size))
+                    bar.update(1)
+    finally:
+        bar.close()
+
+    machine = machine_record()
+    for run in runners:
+        if run.series.kind == "backend":
+            run.series.info = machine["backends"].get(run.series.engine, {})
+    tot = stats.totals(stats.layer_costs(qmodel))
+    theory = {k: tot[k] for k in ("float_macs", "quant_macs", "table_macs", "lookup_macs", "float_bytes",
+                                  "quant_bytes", "speedup", "compression")}
+    return BenchResult(
+        model={"name": qmodel.spec.name, "source": qmodel.source, "input": list(qmodel.spec.input),
+               "quantized_layers": [layer.name for layer in qmodel.spec.layers if layer.quant is not None]},
+        protocol={"modes": modes, "backends": names, "peers": list(peers), "batches": batches, "repeat": repeat,
+                  "batch_size": batch_size, "threads": threads, "warmup": warmup, "per_layer": per_layer,
+                  "interleaved": True, "checked": check, "timer": "time.perf_counter", "unit": "ms per image"},
+        inputs=inputs.describe(), theory=theory, machine=machine, series=[r.series for r in runners],
+        skipped=skipped, notes=notes, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=command)
+
+
+def _count_hits(series: Series, y: np.ndarray, labels: np.ndarray | None) -> None:
+    if labels is None:
+        return
+    y = np.asarray(y).reshape(len(labels), -1)
+    known = labels >= 0
+    if not known.any():
+        return
+    if series.hits is None:
+        series.hits = np.zeros(5, np.int64)
+    k = min(5, y.shape[1])
+    top = np.argsort(-y[known], axis=1, kind="stable")[:, :k]
+    found = top == labels[known][:, None]
+    for j in range(5):
+        series.hits[j] += int(found[:, :min(j + 1, k)].any(axis=1).sum())
+    series.labeled += int(known.sum())
+
+
+def _check_outputs(runners: list[_Runner], models: dict[str, Model | None], x: np.ndarray,
+                   modes: list[str], threads: int) -> None:
+    """Record each series' agreement on batch x (the layers of :func:`qcnn.peers.check_layers`):
+    backends against the reference backend in the same mode, peers against the first
+    backend's float outputs."""
+    from .peers import check_layers
+    from .runtime import compile as qcompile
+
+    def probe(session: Any, model: Model) -> dict[str, np.ndarray]:
+        return session.run(x, outputs=list(check_layers(model)))
+
+    refs: dict[str, dict[str, np.ndarray]] = {}
+    for m in modes:
+        if any(r.series.kind == "backend" and r.series.engine != "reference" and r.series.mode == m for r in runners):
+            refs[m] = probe(qcompile(models[m], "reference", threads=threads), models[m])  # type: ignore[arg-type]
+    float_out: tuple[str, dict[str, np.ndarray]] | None = None
+    for run in runners:
+        s = run.series
+        if s.kind != "backend":
+            continue
+        outs = probe(run.session, models[s.mode])  # type: ignore[arg-type]
+        if s.mode in refs:
+            s.agreement = _agreement(outs, refs[s.mode], f"reference {s.mode}")
+        if s.mode == "float" and float_out is None:
+            float_out = (s.engine, outs)
+    peers = [r for r in runners if r.series.kind == "peer"]
+    if peers and float_out is None:
+        first = next(r.series.engine for r in runners if r.series.kind == "backend")
+        fmodel = models["float"]
+        float_out = (first, probe(qcompile(fmodel, first, threads=threads), fmodel))  # type: ignore[arg-type]
+    for run in peers:
+        assert float_out is not None
+        run.series.agreement = _agreement(run.peer.probe(x), float_out[1], f"qcnn {float_out[0]} float")
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_description(self, desc: str, refresh: bool = True) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    if not enabled or not sys.stderr.isatty():
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, file=sys.stderr, unit="pass", leave=False, dynamic_ncols=True)
