@@ -1,0 +1,141 @@
+/* Float layers: conv (im2col + SGEMM), fc (SGEMV/SGEMM), max pool, relu, LRN, copy, softmax. */
+#include <math.h>
+#include <string.h>
+#include "qc_internal.h"
+
+#define QC_PAR(n) if ((n) > 1)
+
+/* col [(C k k), Ho*Wo]: col[(c k + u) k + v, i Wo + j] = x[c, i st + u - p, j st + v - p] (0 outside). */
+static void im2col(const float *x, int64_t C, int64_t H, int64_t W, int64_t k, int64_t st, int64_t pad,
+                   int64_t Ho, int64_t Wo, float *col) {
+    int64_t rows = C * k * k;
+#pragma omp parallel for num_threads(qc_nthreads) QC_PAR(qc_nthreads) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+        int64_t c = r / (k * k), u = (r / k) % k, v = r % k;
+        float *dst = col + r * Ho * Wo;
+        const float *src = x + c * H * W;
+        for (int64_t i = 0; i < Ho; ++i) {
+            int64_t h = i * st + u - pad;
+            float *d = dst + i * Wo;
+            if (h < 0 || h >= H) { memset(d, 0, (size_t)Wo * sizeof(float)); continue; }
+            const float *s = src + h * W;
+            for (int64_t j = 0; j < Wo; ++j) {
+                int64_t w = j * st + v - pad;
+                d[j] = (w >= 0 && w < W) ? s[w] : 0.0f;
+            }
+        }
+    }
+}
+
+void qc_conv(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
+             const float *w, const float *b, int64_t O, int64_t k, int64_t st, int64_t pad,
+             int64_t G, int64_t Ho, int64_t Wo, float *col, float *y) {
+    int64_t Cg = C / G, Og = O / G, HWo = Ho * Wo, ck = Cg * k * k;
+    int direct = (k == 1 && st == 1 && pad == 0);
+    for (int64_t n = 0; n < N; ++n) {
+        float *yn = y + n * O * HWo;
+        for (int64_t o = 0; o < O; ++o)
+            for (int64_t q = 0; q < HWo; ++q) yn[o * HWo + q] = b[o];
+        for (int64_t g = 0; g < G; ++g) {
+            const float *xg = x + (n * C + g * Cg) * H * W;
+            const float *src = xg;
+            if (!direct) { im2col(xg, Cg, H, W, k, st, pad, Ho, Wo, col); src = col; }
+            QC_SGEMM(QC_ROW_MAJOR, QC_NO_TRANS, QC_NO_TRANS, (int)Og, (int)HWo, (int)ck, 1.0f,
+                     w + g * Og * ck, (int)ck, src, (int)HWo, 1.0f, yn + g * Og * HWo, (int)HWo);
+        }
+    }
+}
+
+void qc_fc(const float *x, int64_t N, int64_t F, const float *w, const float *b, int64_t O, float *y) {
+    for (int64_t n = 0; n < N; ++n) memcpy(y + n * O, b, (size_t)O * sizeof(float));
+    if (N == 1)
+        QC_SGEMV(QC_ROW_MAJOR, QC_NO_TRANS, (int)O, (int)F, 1.0f, w, (int)F, x, 1, 1.0f, y, 1);
+    else
+        QC_SGEMM(QC_ROW_MAJOR, QC_NO_TRANS, QC_TRANS, (int)N, (int)O, (int)F, 1.0f, x, (int)F, w, (int)F,
+                 1.0f, y, (int)O);
+}
+
+void qc_max_pool(const float *x, int64_t NC, int64_t H, int64_t W, int64_t k, int64_t st, int64_t pad,
+                 int64_t Ho, int64_t Wo, float *y) {
+#pragma omp parallel for num_threads(qc_nthreads) QC_PAR(qc_nthreads) schedule(static)
+    for (int64_t p = 0; p < NC; ++p) {
+        const float *xp = x + p * H * W;
+        float *yp = y + p * Ho * Wo;
+        for (int64_t i = 0; i < Ho; ++i) {
+            int64_t h0 = qc_max64(i * st - pad, 0), h1 = qc_min64(i * st - pad + k, H);
+            for (int64_t j = 0; j < Wo; ++j) {
+                int64_t w0 = qc_max64(j * st - pad, 0), w1 = qc_min64(j * st - pad + k, W);
+                float m = -INFINITY;
+                for (int64_t h = h0; h < h1; ++h)
+                    for (int64_t ww = w0; ww < w1; ++ww) {
+                        float v = xp[h * W + ww];
+                        m = (v > m || v != v) ? v : m; /* NaN wins, as numpy's max */
+                    }
+                yp[i * Wo + j] = m;
+            }
+        }
+    }
+}
+
+void qc_relu(const float *x, int64_t n, float *y) {
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] < 0.0f ? 0.0f : x[i]; /* NaN passes through */
+}
+
+void qc_copy(const float *x, int64_t n, float *y) { memcpy(y, x, (size_t)n * sizeof(float)); }
+
+#if defined(__GLIBC__) && VL > 1
+/* glibc's libmvec: vector expf/logf (ULP-accurate) */
+#if VL == 16
+vf _ZGVeN16v_expf(vf);
+vf _ZGVeN16v_logf(vf);
+#define vexp _ZGVeN16v_expf
+#define vlog _ZGVeN16v_logf
+#else
+vf _ZGVdN8v_expf(vf);
+vf _ZGVdN8v_logf(vf);
+#define vexp _ZGVdN8v_expf
+#define vlog _ZGVdN8v_logf
+#endif
+#define QC_HAVE_VMATH 1
+#endif
+
+/* y_c = x_c exp(-beta log(k + alpha' sum_{|c'-c| <= r} x_c'^2)), alpha' = alpha / size (given). */
+void qc_lrn(const float *x, int64_t N, int64_t C, int64_t HW, int64_t size, float alpha, float beta,
+            float k, float *y) {
+    int64_t r = (size - 1) / 2, total = N * C;
+#pragma omp parallel for num_threads(qc_nthreads) QC_PAR(qc_nthreads) schedule(static)
+    for (int64_t nc = 0; nc < total; ++nc) {
+        int64_t n = nc / C, c = nc % C;
+        const float *xn = x + n * C * HW;
+        float *acc = y + nc * HW; /* the output doubles as the sum-of-squares buffer */
+        int64_t lo = qc_max64(c - r, 0), hi = qc_min64(c + r, C - 1);
+        for (int64_t p = 0; p < HW; ++p) acc[p] = 0.0f;
+        for (int64_t cc = lo; cc <= hi; ++cc) {
+            const float *xc = xn + cc * HW;
+            for (int64_t p = 0; p < HW; ++p) acc[p] += xc[p] * xc[p];
+        }
+        const float *xc = xn + c * HW;
+        int64_t p = 0;
+#ifdef QC_HAVE_VMATH
+        vf vk = vset1(k), va = vset1(alpha), vb = vset1(-beta);
+        for (; p + VL <= HW; p += VL) {
+            vf s = vadd(vk, vmul(va, vload(acc + p)));
+            vstore(acc + p, vmul(vload(xc + p), vexp(vmul(vb, vlog(s)))));
+        }
+#endif
+        for (; p < HW; ++p) acc[p] = xc[p] * expf(-beta * logf(k + alpha * acc[p]));
+    }
+}
+
+void qc_softmax(const float *x, int64_t N, int64_t F, float *y) {
+    for (int64_t n = 0; n < N; ++n) {
+        const float *xr = x + n * F;
+        float *yr = y + n * F;
+        float m = -INFINITY;
+        for (int64_t i = 0; i < F; ++i) m = (xr[i] > m || xr[i] != xr[i]) ? xr[i] : m;
+        double sum = 0.0;
+        for (int64_t i = 0; i < F; ++i) { yr[i] = expf(xr[i] - m); sum += yr[i]; }
+        float fs = (float)sum;
+        for (int64_t i = 0; i < F; ++i) yr[i] /= fs;
+    }
+}

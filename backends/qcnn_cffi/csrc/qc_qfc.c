@@ -1,0 +1,127 @@
+/* Quantized fc, the Quantized-CNN way: T[s][k] = <x_s, c_sk>, then y[o] = b[o] + sum_s T[s][A[o,s]].
+ *
+ * Codes are blocked [O/B][S][B]: a subspace's codes of B consecutive outputs are contiguous, so a
+ * vector of codes indexes a table row held in registers: AVX-512 vpermps (K <= 16) or vpermi2ps
+ * (K <= 32, two registers), a gather above that; AVX2 vpermps for K <= 8, else a gather; scalar
+ * otherwise. Table rows are padded to Kp entries (zeros beyond K; codes < K never read them).
+ */
+#include <string.h>
+#include "qc_internal.h"
+
+#define B 64
+
+int qc_fc_block(void) { return B; }
+
+void qc_qfc_table(const float *x, int64_t N, int64_t F, const float *cbt, int64_t S, int64_t D, int64_t Kp,
+                  float *T) {
+    for (int64_t n = 0; n < N; ++n) {
+        const float *xn = x + n * F;
+        float *Tn = T + n * S * Kp;
+#pragma omp parallel for num_threads(qc_nthreads) if (qc_nthreads > 1 && S >= 512) schedule(static)
+        for (int64_t s = 0; s < S; ++s) {
+            int64_t dv = qc_min64(D, F - s * D);
+            float *t = Tn + s * Kp;
+            const float *c = cbt + s * D * Kp;
+            for (int64_t k = 0; k < Kp; ++k) t[k] = 0.0f;
+            for (int64_t d = 0; d < dv; ++d) {
+                float xv = xn[s * D + d];
+                const float *cd = c + d * Kp;
+                for (int64_t k = 0; k < Kp; ++k) t[k] += xv * cd[k];
+            }
+        }
+    }
+}
+
+/* acc[0..B) = bias[0..B) + sum_s T[s][codes[s*B + i]] for one block of B outputs and one sample */
+static void block_lookup(const float *T, int64_t S, int64_t Kp, const uint8_t *codes, const float *bias,
+                         float *out) {
+#if VL == 16
+    __m512 a0 = _mm512_loadu_ps(bias), a1 = _mm512_loadu_ps(bias + 16);
+    __m512 a2 = _mm512_loadu_ps(bias + 32), a3 = _mm512_loadu_ps(bias + 48);
+#define IDX(i) _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c + 16 * (i))))
+    if (Kp == 16) {
+        for (int64_t s = 0; s < S; ++s) {
+            const uint8_t *c = codes + s * B;
+            __m512 t = _mm512_loadu_ps(T + s * 16);
+            a0 = _mm512_add_ps(a0, _mm512_permutexvar_ps(IDX(0), t));
+            a1 = _mm512_add_ps(a1, _mm512_permutexvar_ps(IDX(1), t));
+            a2 = _mm512_add_ps(a2, _mm512_permutexvar_ps(IDX(2), t));
+            a3 = _mm512_add_ps(a3, _mm512_permutexvar_ps(IDX(3), t));
+        }
+    } else if (Kp == 32) {
+        for (int64_t s = 0; s < S; ++s) {
+            const uint8_t *c = codes + s * B;
+            __m512 lo = _mm512_loadu_ps(T + s * 32), hi = _mm512_loadu_ps(T + s * 32 + 16);
+            a0 = _mm512_add_ps(a0, _mm512_permutex2var_ps(lo, IDX(0), hi));
+            a1 = _mm512_add_ps(a1, _mm512_permutex2var_ps(lo, IDX(1), hi));
+            a2 = _mm512_add_ps(a2, _mm512_permutex2var_ps(lo, IDX(2), hi));
+            a3 = _mm512_add_ps(a3, _mm512_permutex2var_ps(lo, IDX(3), hi));
+        }
+    } else {
+        for (int64_t s = 0; s < S; ++s) {
+            const uint8_t *c = codes + s * B;
+            const float *t = T + s * Kp;
+            a0 = _mm512_add_ps(a0, _mm512_i32gather_ps(IDX(0), t, 4));
+            a1 = _mm512_add_ps(a1, _mm512_i32gather_ps(IDX(1), t, 4));
+            a2 = _mm512_add_ps(a2, _mm512_i32gather_ps(IDX(2), t, 4));
+            a3 = _mm512_add_ps(a3, _mm512_i32gather_ps(IDX(3), t, 4));
+        }
+    }
+#undef IDX
+    _mm512_storeu_ps(out, a0);
+    _mm512_storeu_ps(out + 16, a1);
+    _mm512_storeu_ps(out + 32, a2);
+    _mm512_storeu_ps(out + 48, a3);
+#elif VL == 8
+    __m256 a[8];
+    for (int i = 0; i < 8; ++i) a[i] = _mm256_loadu_ps(bias + 8 * i);
+#define IDX(i) _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(c + 8 * (i))))
+    if (Kp == 8) {
+        for (int64_t s = 0; s < S; ++s) {
+            const uint8_t *c = codes + s * B;
+            __m256 t = _mm256_loadu_ps(T + s * 8);
+            for (int i = 0; i < 8; ++i) a[i] = _mm256_add_ps(a[i], _mm256_permutevar8x32_ps(t, IDX(i)));
+        }
+    } else {
+        for (int64_t s = 0; s < S; ++s) {
+            const uint8_t *c = codes + s * B;
+            const float *t = T + s * Kp;
+            for (int i = 0; i < 8; ++i) a[i] = _mm256_add_ps(a[i], _mm256_i32gather_ps(t, IDX(i), 4));
+        }
+    }
+#undef IDX
+    for (int i = 0; i < 8; ++i) _mm256_storeu_ps(out + 8 * i, a[i]);
+#else
+    float a[B];
+    memcpy(a, bias, sizeof a);
+    for (int64_t s = 0; s < S; ++s) {
+        const uint8_t *c = codes + s * B;
+        const float *t = T + s * Kp;
+        for (int i = 0; i < B; ++i) a[i] += t[c[i]];
+    }
+    memcpy(out, a, sizeof a);
+#endif
+}
+
+void qc_qfc_lookup(const float *T, int64_t N, int64_t S, int64_t Kp, const uint8_t *codes, int64_t Ob,
+                   const float *bias, int64_t O, float *y) {
+#pragma omp parallel for num_threads(qc_nthreads) if (qc_nthreads > 1 && Ob > 1) schedule(static)
+    for (int64_t blk = 0; blk < Ob; ++blk) {
+        float out[B];
+        int64_t o0 = blk * B, cnt = qc_min64(B, O - o0);
+        for (int64_t n = 0; n < N; ++n) {
+            block_lookup(T + n * S * Kp, S, Kp, codes + blk * S * B, bias + o0, out);
+            memcpy(y + n * O + o0, out, (size_t)cnt * sizeof(float));
+        }
+    }
+}
+
+int qc_fc_kpad(int K) {
+#if VL == 16
+    if (K <= 16) return 16;
+    if (K <= 32) return 32;
+#elif VL == 8
+    if (K <= 8) return 8;
+#endif
+    return K;
+}

@@ -1,0 +1,77 @@
+/* qcnn C kernels: the public entry points the cffi module exposes.
+ *
+ * Every function trusts its arguments: the Python layer (qcnn_cffi/kernels.py) checks
+ * dtypes, contiguity, shapes and code ranges before calling, and allocates every output
+ * and scratch buffer with the sizes documented here. Arrays are row-major float32
+ * (uint8 for codes, int32 for offsets); sizes are int64_t.
+ */
+#ifndef QCNN_KERNELS_H
+#define QCNN_KERNELS_H
+
+#include <stdint.h>
+
+/* ---- build facts and threads ---- */
+const char *qc_simd(void);          /* "avx512", "avx2" or "scalar": what the kernels were compiled for */
+int qc_cpu_ok(void);                /* 1 if this CPU has the instructions the build uses */
+const char *qc_blas_name(void);     /* "scipy-openblas32" or "openblas (pkg-config)" */
+const char *qc_blas_config(void);   /* OpenBLAS config string (version, core) */
+const char *qc_cflags(void);        /* compiler flags of the build */
+int qc_openmp(void);                /* 1 if the kernels use OpenMP */
+void qc_set_threads(int n);         /* C kernels and BLAS use n threads */
+int qc_get_threads(void);
+
+/* ---- float layers ---- */
+/* x [N, C, H, W] -> y [N, O, Ho, Wo]; w [O, C/G, k, k]; b [O];
+ * col scratch: (C/G) * k * k * Ho * Wo floats. */
+void qc_conv(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
+             const float *w, const float *b, int64_t O, int64_t k, int64_t st, int64_t pad,
+             int64_t G, int64_t Ho, int64_t Wo, float *col, float *y);
+/* x [N, F], w [O, F], b [O] -> y [N, O] = x w^T + b */
+void qc_fc(const float *x, int64_t N, int64_t F, const float *w, const float *b, int64_t O, float *y);
+/* max pool, clipped windows: x [N*C, H, W] -> y [N*C, Ho, Wo] */
+void qc_max_pool(const float *x, int64_t NC, int64_t H, int64_t W, int64_t k, int64_t st, int64_t pad,
+                 int64_t Ho, int64_t Wo, float *y);
+void qc_relu(const float *x, int64_t n, float *y);
+void qc_copy(const float *x, int64_t n, float *y);
+/* LRN across channels: x [N, C, HW] -> y */
+void qc_lrn(const float *x, int64_t N, int64_t C, int64_t HW, int64_t size, float alpha, float beta,
+            float k, float *y);
+/* softmax over rows: x [N, F] -> y [N, F] */
+void qc_softmax(const float *x, int64_t N, int64_t F, float *y);
+
+/* ---- quantized conv ---- */
+/* Pad by p and split into st x st phases:
+ * x [N, C, H, W] -> xq [N, C, st*st, Hq, Wq], xq[n,c,py*st+px,i,j] = xpad[n,c,i*st+py,j*st+px]
+ * (0 outside the padded image). */
+void qc_pad_phase(const float *x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t st,
+                  int64_t Hq, int64_t Wq, float *xq);
+/* Table: for n, g, s: T[n,g,s] [K, P*plane] = cb[s][:, :dv] [K, dv] x xq[n, g*Cg + s*D ...] [dv, P*plane]
+ * with dv = min(D, Cg - s*D); cb [S, K, D]; T [N, G, S, K, P*plane]. */
+void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P, int64_t plane,
+                    const float *cb, int64_t S, int64_t K, int64_t D, float *T);
+/* Look-up: for each tile of R output channels (R = QC_CONV_R), for every flat position q < Lr:
+ * acc[r][q] = bias[o_r] + sum_t T[n, group(tile)] [offs[tile, t, r] + q], t = (u*k + v)*S + s,
+ * then y[n, o_r, i, j] = acc[r][i*Wq + j] for i < Ho, j < Wo, r < rcount(tile).
+ * T holds N * tsize floats plus slack (>= Lr + max offset overflow, zeroed). tile_o0/tile_rc/tile_g [ntiles];
+ * offs [ntiles, ntaps, R]; bias_t [ntiles, R]; scratch [nthreads, R, Lr]. */
+void qc_qconv_lookup(const float *T, int64_t N, int64_t tsize, int64_t gsize,
+                     int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
+                     const int32_t *offs, int64_t ntaps, const float *bias_t,
+                     int64_t Lr, int64_t Wq, int64_t O, int64_t Ho, int64_t Wo,
+                     float *scratch, int64_t nscratch, float *y);
+int qc_conv_r(void);     /* R: output channels per register tile */
+int qc_conv_chunk(void); /* positions per register tile; Lr must be a multiple of it */
+
+/* ---- quantized fc ---- */
+/* Table: x [N, F], cbt [S, D, Kp] (codebook transposed, padded with zeros to Kp) ->
+ * T [N, S, Kp], T[n,s,k] = sum_{d < D, sD+d < F} x[n, sD+d] cbt[s,d,k]. */
+void qc_qfc_table(const float *x, int64_t N, int64_t F, const float *cbt, int64_t S, int64_t D, int64_t Kp,
+                  float *T);
+/* Look-up: codes blocked [Ob, S, B] (B = qc_fc_block() outputs per block, consecutive outputs
+ * contiguous), bias padded to [Ob * B]; y [N, O], y[n, o] = bias[o] + sum_s T[n, s, codes(o, s)] for o < O. */
+void qc_qfc_lookup(const float *T, int64_t N, int64_t S, int64_t Kp, const uint8_t *codes, int64_t Ob,
+                   const float *bias, int64_t O, float *y);
+int qc_fc_block(void);     /* B */
+int qc_fc_kpad(int K);     /* Kp: table row length for K codewords */
+
+#endif

@@ -1,0 +1,68 @@
+"""Quantized fc on the C kernels, staged as the paper's table building and look-up.
+
+Table: T[n, s, k] = sum_{d < D, sD + d < F} x[n, sD + d] codebook[s, k, d], rows padded to Kp
+entries (16 or 32 so that AVX-512 keeps a row in one or two registers). Look-up:
+y[n, o] = b[o] + sum_s T[n, s, A[o, s]] with codes blocked [O/B, S, B], so the codes of B
+consecutive outputs in one subspace are contiguous and a permute looks up 16 at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from qcnn.backend import StagedKernel
+from qcnn.errors import QcnnError
+from qcnn.spec import Layer
+
+from ._checks import check_batch, f32, int32_dims, ptr, tensor
+from ._ext import ffi, lib
+
+__all__ = ["qfc"]
+
+
+def qfc(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...]) -> StagedKernel:
+    """A staged kernel x [N, ...] (flattened to [N, F]) -> y [N, O] for a product-quantized fc."""
+    assert layer.quant is not None
+    f, o = math.prod(in_shape), layer.out
+    d, kk = layer.quant.D, layer.quant.K
+    s = layer.quant.subspaces(f)
+    if f < 1 or o < 1:
+        raise QcnnError(f"layer {layer.name}: empty fc layer ({f} inputs, {o} outputs)")
+    codebook = tensor(layer, params, "codebook", (s, kk, d))
+    codes = tensor(layer, params, "codes", (o, s), np.uint8)
+    bias = tensor(layer, params, "bias", (o,))
+    if codes.size and int(codes.max()) >= kk:
+        raise QcnnError(f"layer {layer.name}: code {int(codes.max())} is out of range for K = {kk}")
+    kp, b = int(lib.qc_fc_kpad(kk)), int(lib.qc_fc_block())
+    ob = -(-o // b)
+    int32_dims(layer, inputs=f, outputs=ob * b, table=s * kp)
+
+    cbt = np.zeros((s, d, kp), f32)  # codebook transposed [S, D, Kp], zero beyond K
+    cbt[:, :, :kk] = codebook.transpose(0, 2, 1)
+    blocked = np.zeros((ob * b, s), np.uint8)
+    blocked[:o] = codes
+    blocked = np.ascontiguousarray(blocked.reshape(ob, b, s).transpose(0, 2, 1))  # [Ob, S, B]
+    bias_pad = np.zeros(ob * b, f32)
+    bias_pad[:o] = bias
+    cbt_p, codes_p, bias_p = ptr(ffi, cbt), ptr(ffi, blocked, "uint8_t[]"), ptr(ffi, bias_pad)
+
+    def table(x: np.ndarray) -> np.ndarray:
+        n = check_batch(x, in_shape, layer.name)
+        t = np.empty((n, s, kp), f32)
+        lib.qc_qfc_table(ptr(ffi, x), n, f, cbt_p, s, d, kp, ptr(ffi, t))
+        return t
+
+    def lookup(t: np.ndarray) -> np.ndarray:
+        if (type(t) is not np.ndarray or t.dtype != f32 or not t.flags.c_contiguous or t.ndim != 3
+                or t.shape[0] < 1 or t.shape[1:] != (s, kp)):
+            got = list(t.shape) if isinstance(t, np.ndarray) else type(t).__name__
+            raise QcnnError(f"layer {layer.name}: look-up table must be C-contiguous float32 [N, {s}, {kp}], got {got}")
+        n = t.shape[0]
+        y = np.empty((n, o), f32)
+        lib.qc_qfc_lookup(ptr(ffi, t), n, s, kp, codes_p, ob, bias_p, o, ptr(ffi, y))
+        return y
+
+    return StagedKernel(table=table, lookup=lookup)
