@@ -85,6 +85,20 @@ def _read_exact(f: IO[bytes], count: int, path: Path, what: str) -> bytes:
     return data
 
 
+def _read_into(f: IO[bytes], arr: np.ndarray, path: Path) -> None:
+    """Fill ``arr`` with the next ``arr.nbytes`` bytes of ``f`` (no intermediate copy)."""
+    view = memoryview(arr).cast("B")
+    done = 0
+    try:
+        while done < arr.nbytes:
+            n = f.readinto(view[done:])
+            if not n:
+                raise QcnnError("truncated: file ends inside the data", path)
+            done += n
+    except OSError as err:
+        raise QcnnError(f"cannot read: {err.strerror}", path) from None
+
+
 def _read_int32(f: IO[bytes], path: Path, what: str) -> int:
     return int(np.frombuffer(_read_exact(f, 4, path, what), "<i4")[0])
 
@@ -136,8 +150,9 @@ def read_bin(path: PathLike, dtype: Any, max_dims: int = 4) -> np.ndarray:
         header = 4 + 4 * len(dims)
         expected = header + prod(dims) * dt.itemsize
         _check_size(_file_size(f, path), expected, path, f"{dt} {list(dims)}")
-        data = _read_exact(f, expected - header, path, "data")
-    arr = np.frombuffer(data, wire).reshape(dims).astype(dt, copy=True)
+        arr = np.empty(dims, wire)  # size already checked against the file: no huge allocation
+        _read_into(f, arr, path)
+    arr = arr.astype(dt, copy=False)  # byte-swaps only on big-endian hosts
     if dt.kind == "f" and not np.isfinite(arr).all():
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise QcnnError(f"{bad} NaN or Inf value(s) in the data", path)
