@@ -65,6 +65,8 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise
     except FileNotFoundError:
         raise QcnnError("no such file", path) from None
+    except PermissionError:
+        raise QcnnError("cannot read: permission denied", path) from None
     except UnidentifiedImageError:
         raise QcnnError("not an image Pillow can read (expected BMP, PNG or JPEG)", path) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
@@ -81,7 +83,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
 def _axis_taps(n_src: int, n_dst: int, scale: np.float32) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Source indices lo/hi [n_dst] and float32 weights w_lo/w_hi [n_dst] along one axis."""
     pos = scale * np.arange(n_dst, dtype=f32)  # float32 product, as the C++ does
-    lo = np.maximum(pos.astype(np.int64), 0)  # truncation toward zero; pos >= 0
+    lo = np.clip(pos.astype(np.int64), 0, n_src - 1)  # truncation toward zero; pos >= 0
     hi = np.minimum(lo + 1, n_src - 1)
     w_lo = f32(1) - (pos - lo.astype(f32))
     w_hi = f32(1) - (hi.astype(f32) - pos)
