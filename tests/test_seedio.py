@@ -316,3 +316,15 @@ def test_corrupt_layer_file_names_it(seed_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(QcnnError) as e:
         qcnn.load_seed(root)
     _one_line_error(e, victim, "truncated")
+
+
+def test_wrong_mean_image_names_the_file(seed_dir: Path, tmp_path: Path) -> None:
+    root = _copy_seed(seed_dir, tmp_path)
+    victim = root / "imagenet_mean.single.bin"
+    write_bin(victim, np.zeros((3, 227, 227), np.float32))
+    with pytest.raises(QcnnError) as e:
+        qcnn.load_seed(root)
+    _one_line_error(e, victim, "[3, 227, 227]", "[3, 256, 256]")
+    with pytest.raises(QcnnError) as e:
+        qcnn.load_seed(root, mean=tmp_path / "none.bin")
+    _one_line_error(e, tmp_path / "none.bin", "no such file")
