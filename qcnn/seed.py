@@ -74,7 +74,7 @@ class _Finder:
 
 def _check_shape(arr: np.ndarray, want: tuple[int, ...], path: Path, layer: Layer, what: str) -> None:
     if arr.shape != want:
-        raise QcnnError(f"{what} of layer {layer.name} has shape {list(arr.shape)}, the architecture needs "
+        raise QcnnError(f"{what} of layer {layer.name}: shape {list(arr.shape)}, the architecture needs "
                         f"{list(want)}", path)
 
 
