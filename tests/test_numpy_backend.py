@@ -1,0 +1,251 @@
+"""The numpy backend against the reference kernels, op by op and on the synthetic AlexNet.
+
+Agreement is max|y - ref| / max|ref| <= 1e-4 (float32 summation-order tolerance).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import qcnn
+from qcnn import reference as ref
+from qcnn.backend import StagedKernel
+from qcnn.plugins import backend_specs, load_backend
+from qcnn.spec import Layer, Quant
+
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return load_backend("numpy").impl
+
+
+def rel(y: np.ndarray, want: np.ndarray) -> float:
+    assert y.shape == want.shape, (y.shape, want.shape)
+    assert y.dtype == np.float32
+    return float(np.abs(y.astype(np.float64) - want).max() / max(np.abs(want).max(), 1e-30))
+
+
+def batch(rng: np.random.Generator, n: int, shape: tuple[int, ...], scale: float = 1.0) -> np.ndarray:
+    return np.ascontiguousarray(rng.standard_normal((n, *shape), dtype=np.float32) * np.float32(scale))
+
+
+# (N, C, H, W, O, k, stride, pad, groups, D, K): kernel 1..11, stride 1..4, pad 0..3,
+# groups 1..4, D not dividing C/G, K from 2 to 256, batch 1 and 3, non-square inputs.
+CONV_CASES = [
+    (1, 3, 35, 31, 16, 11, 4, 0, 1, 8, 128),   # conv1-like: S = 1, only 3 of 8 dims used
+    (3, 3, 19, 23, 8, 11, 4, 2, 1, 8, 32),
+    (1, 12, 13, 17, 16, 5, 1, 2, 2, 4, 16),
+    (3, 10, 12, 9, 12, 3, 2, 1, 2, 3, 256),    # D = 3 does not divide Cg = 5
+    (1, 16, 11, 14, 8, 1, 1, 0, 4, 3, 2),      # 1x1, K = 2, Cg = 4 split 3 + 1
+    (3, 8, 10, 10, 12, 1, 3, 1, 4, 1, 7),      # 1x1 strided with padding
+    (1, 6, 16, 9, 6, 7, 3, 3, 3, 2, 64),
+    (3, 9, 17, 21, 6, 4, 4, 3, 3, 5, 100),     # even kernel, D > Cg
+    (1, 20, 9, 8, 10, 2, 2, 0, 1, 6, 50),
+    (3, 4, 8, 13, 4, 3, 1, 0, 1, 8, 3),
+    (1, 32, 13, 13, 24, 3, 1, 1, 2, 8, 128),   # conv4-like
+    (3, 6, 24, 18, 4, 6, 2, 1, 2, 4, 9),
+]
+
+
+def _conv_case(case, quantized: bool, rng: np.random.Generator):
+    n, c, h, w, o, k, st, p, g, d, kk = case
+    quant = Quant(d, kk) if quantized else None
+    layer = Layer(name="c", type="conv", out=o, kernel=k, stride=st, pad=p, groups=g, quant=quant)
+    cg = c // g
+    bias = rng.standard_normal(o, dtype=np.float32)
+    if quantized:
+        s = quant.subspaces(cg)
+        params = {"codebook": rng.standard_normal((s, kk, d), dtype=np.float32),
+                  "codes": rng.integers(0, kk, (o, k, k, s), dtype=np.uint8), "bias": bias}
+    else:
+        params = {"weight": rng.standard_normal((o, cg, k, k), dtype=np.float32), "bias": bias}
+    return layer, params, batch(rng, n, (c, h, w))
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: "N{}C{}x{}x{}O{}k{}s{}p{}g{}D{}K{}".format(*c))
+def test_conv(backend, case):
+    rng = np.random.default_rng(sum(case))
+    layer, params, x = _conv_case(case, False, rng)
+    kernel = backend.prepare(layer, params, x.shape[1:])
+    want = ref.conv(x, params["weight"], params["bias"], layer.stride, layer.pad, layer.groups)
+    assert rel(kernel(x), want) <= TOL
+    assert rel(kernel(x), want) <= TOL  # kept buffers give the same answer on a second call
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: "N{}C{}x{}x{}O{}k{}s{}p{}g{}D{}K{}".format(*c))
+def test_qconv(backend, case):
+    rng = np.random.default_rng(sum(case) + 1)
+    layer, params, x = _conv_case(case, True, rng)
+    kernel = backend.prepare(layer, params, x.shape[1:])
+    assert isinstance(kernel, StagedKernel)
+    want = ref.qconv(x, params["codebook"], params["codes"], params["bias"], layer.stride, layer.pad, layer.groups)
+    assert rel(kernel(x), want) <= TOL
+    assert rel(kernel.lookup(kernel.table(x)), want) <= TOL
+    # the dense-decode comparison mode computes the same layer
+    dense = type(backend)(quantized="dense").prepare(layer, params, x.shape[1:])
+    assert rel(dense(x), want) <= TOL
+
+
+def test_qconv_table_is_the_reference_lut(backend):
+    """Stage 1 holds T[n, g, s, k, h, w] of the reference (in the phase layout, padding included)."""
+    rng = np.random.default_rng(5)
+    layer, params, x = _conv_case((2, 10, 9, 11, 4, 3, 2, 1, 2, 3, 6), True, rng)
+    kernel = backend.prepare(layer, params, x.shape[1:])
+    table = kernel.table(x)
+    want = ref.qconv_table(x, params["codebook"], layer.groups)  # [N, G, S, K, H, W]
+    n, g, s, kk, h, w = want.shape
+    st, p = layer.stride, layer.pad
+    hs, ws = -(-(h + 2 * p) // st), -(-(w + 2 * p) // st)
+    t = table.reshape(n, g, s, kk, st, st, hs, ws).transpose(0, 1, 2, 3, 6, 4, 7, 5).reshape(n, g, s, kk, hs * st, ws * st)
+    assert rel(t[..., p:p + h, p:p + w], want) <= TOL
+    assert not t[..., :p, :].any() and not t[..., p + h:, :].any()  # the table of zero padding is 0
+
+
+# (N, input shape, O, D, K)
+FC_CASES = [
+    (1, (256, 2, 2), 64, 4, 32),
+    (3, (10, 3, 3), 17, 4, 16),     # F = 90 is not a multiple of D
+    (1, (100,), 30, 1, 16),         # fc8-like: D = 1
+    (3, (37,), 5, 8, 256),          # D > some of F's remainder, K = 256
+    (1, (7, 5, 3), 12, 2, 2),
+    (3, (512,), 1, 16, 3),
+]
+
+
+@pytest.mark.parametrize("case", FC_CASES, ids=lambda c: f"N{c[0]}F{int(np.prod(c[1]))}O{c[2]}D{c[3]}K{c[4]}")
+def test_fc_and_qfc(backend, case):
+    n, shape, o, d, kk = case
+    rng = np.random.default_rng(o + d + kk)
+    x = batch(rng, n, shape)
+    f = int(np.prod(shape))
+    bias = rng.standard_normal(o, dtype=np.float32)
+    weight = rng.standard_normal((o, f), dtype=np.float32)
+    kernel = backend.prepare(Layer(name="f", type="fc", out=o), {"weight": weight, "bias": bias}, shape)
+    assert rel(kernel(x), ref.fc(x, weight, bias)) <= TOL
+
+    quant = Quant(d, kk)
+    s = quant.subspaces(f)
+    params = {"codebook": rng.standard_normal((s, kk, d), dtype=np.float32),
+              "codes": rng.integers(0, kk, (o, s), dtype=np.uint8), "bias": bias}
+    layer = Layer(name="q", type="fc", out=o, quant=quant)
+    kernel = backend.prepare(layer, params, shape)
+    assert isinstance(kernel, StagedKernel)
+    want = ref.qfc(x, params["codebook"], params["codes"], bias)
+    assert rel(kernel(x), want) <= TOL
+    table = kernel.table(x)
+    assert rel(table, ref.qfc_table(x, params["codebook"])) <= TOL
+    assert rel(kernel.lookup(table), want) <= TOL
+    dense = type(backend)(quantized="dense").prepare(layer, params, shape)
+    assert rel(dense(x), want) <= TOL
+
+
+# (N, C, H, W, kernel, stride, pad): ceil rounding, clipped last windows, padding
+POOL_CASES = [
+    (1, 4, 55, 55, 3, 2, 0),
+    (3, 3, 109, 100, 3, 3, 0),   # VGG-CNN-S pool1: ceil 109 -> 37
+    (1, 2, 13, 12, 3, 2, 1),
+    (3, 5, 10, 7, 2, 2, 0),
+    (1, 3, 9, 11, 4, 3, 2),
+    (3, 2, 6, 6, 1, 1, 0),
+    (1, 2, 8, 5, 5, 4, 2),
+    (1, 2, 8, 5, 5, 4, 3),       # windows lying wholly in the padding: -inf, as in the reference
+]
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=lambda c: "N{}C{}x{}x{}k{}s{}p{}".format(*c))
+def test_pool(backend, case):
+    n, c, h, w, k, st, p = case
+    x = batch(np.random.default_rng(h * w), n, (c, h, w))
+    kernel = backend.prepare(Layer(name="p", type="pool", kernel=k, stride=st, pad=p), {}, (c, h, w))
+    want = ref.max_pool(x, k, st, p)
+    if not np.isfinite(want).all():
+        assert np.array_equal(kernel(x), want)
+        return
+    assert rel(kernel(x), want) <= TOL
+    assert rel(kernel(x), want) <= TOL
+
+
+@pytest.mark.parametrize("size,alpha,beta,k,c", [(5, 1e-4, 0.75, 1.0, 96), (3, 0.5, 0.6, 2.0, 7),
+                                                  (7, 1.0, 1.5, 0.5, 3), (1, 2.0, 0.75, 1.0, 4)])
+@pytest.mark.parametrize("n", [1, 3])
+def test_lrn(backend, size, alpha, beta, k, c, n):
+    x = batch(np.random.default_rng(c), n, (c, 9, 6), scale=20.0)
+    kernel = backend.prepare(Layer(name="n", type="lrn", size=size, alpha=alpha, beta=beta, k=k), {}, (c, 9, 6))
+    want = ref.lrn(x, size, alpha, beta, k)
+    assert rel(kernel(x), want) <= TOL
+    assert rel(kernel(x), want) <= TOL  # the prefix buffer is reused
+
+
+def test_lrn_small_channels_after_large_ones(backend):
+    """Running sums must not lose a tiny window that follows huge ones (cancellation)."""
+    x = np.full((1, 8, 2, 2), 1e-3, np.float32)
+    x[:, :3] = 1e4
+    kernel = backend.prepare(Layer(name="n", type="lrn", size=3, alpha=1.0, beta=0.75, k=1e-6), {}, (8, 2, 2))
+    y, want = kernel(x), ref.lrn(x, 3, 1.0, 0.75, 1e-6)
+    assert np.allclose(y[:, 5:], want[:, 5:], rtol=1e-4, atol=0)
+
+
+def test_relu_dropout_softmax(backend):
+    rng = np.random.default_rng(3)
+    for n in (1, 3):
+        x = batch(rng, n, (6, 5, 4))
+        relu = backend.prepare(Layer(name="r", type="relu"), {}, (6, 5, 4))
+        assert np.array_equal(relu(x), ref.relu(x))
+        drop = backend.prepare(Layer(name="d", type="dropout", ratio=0.5), {}, (6, 5, 4))
+        y = drop(x)
+        assert np.array_equal(y, x) and not np.shares_memory(y, x)
+        z = batch(rng, n, (1000,), scale=30.0)
+        soft = backend.prepare(Layer(name="s", type="softmax"), {}, (1000,))
+        assert rel(soft(z), ref.softmax(z)) <= TOL
+
+
+def test_outputs_are_fresh_arrays(backend):
+    """A kernel's result is never a buffer that the next call overwrites."""
+    rng = np.random.default_rng(9)
+    layer, params, x = _conv_case((1, 6, 12, 12, 4, 3, 1, 1, 2, 2, 8), True, rng)
+    for kernel in (backend.prepare(layer, params, x.shape[1:]),
+                   backend.prepare(layer.with_quant(None), {"weight": rng.standard_normal((4, 3, 3, 3), dtype=np.float32),
+                                                            "bias": params["bias"]}, x.shape[1:])):
+        first = kernel(x)
+        keep = first.copy()
+        kernel(x * 2)
+        assert np.array_equal(first, keep)
+
+
+@pytest.mark.parametrize("quantized", [True, False], ids=["quantized", "float"])
+def test_synthetic_alexnet_per_layer(quantized):
+    """Each layer of the synthetic AlexNet, fed the reference's own input, matches the reference."""
+    model = qcnn.zoo.synthetic("alexnet", quantized=quantized, seed=1)
+    x = batch(np.random.default_rng(2), 1, (3, 227, 227), scale=50.0)
+    want = qcnn.compile(model, "reference").run(x)
+    session = qcnn.compile(model, "numpy")
+    assert session.fallbacks == []
+    assert all(p.staged == (p.layer.quant is not None) for p in session.layers)
+    h = x
+    for p in session.layers:
+        name = p.layer.name
+        assert rel(p.kernel(h), want[name]) <= TOL, name
+        h = want[name]
+    got = session.run(x)  # and the whole network end to end
+    assert rel(got["fc8"], want["fc8"]) <= TOL
+
+
+def test_registered_and_info():
+    assert "numpy" in backend_specs()
+    spec = backend_specs()["numpy"]
+    assert spec.plugin == "numpy" and spec.version
+    qcnn.set_threads(1)
+    info = load_backend("numpy").impl.info()
+    assert info["threads"] == 1
+    assert info["numpy"] == np.__version__
+    assert {"blas", "blas_version"} <= set(info)
+
+
+def test_unknown_quant_mode():
+    from qcnn_numpy import NumpyBackend
+
+    with pytest.raises(ValueError):
+        NumpyBackend(quantized="fast")
