@@ -26,7 +26,7 @@ Every writer is atomic.
 from __future__ import annotations
 
 import os
-from math import prod
+from math import gcd, prod
 from pathlib import Path
 from typing import IO, Any
 
@@ -196,18 +196,38 @@ def read_cbn(path: PathLike, max_dims: int = 4) -> tuple[np.ndarray, int]:
     return codes.reshape(dims), bits
 
 
+def _group(bits: int) -> tuple[int, int]:
+    """(codes, bytes) of the smallest whole-byte group: 8/g codes fill bits/g bytes, g = gcd(bits, 8)."""
+    g = gcd(bits, 8)
+    return 8 // g, bits // g
+
+
 def _unpack_blocks(blocks: np.ndarray, bits: int, count: int) -> np.ndarray:
-    """uint8 [nblocks, 4096] -> the first ``count`` codes (uint8), E per block, MSB first."""
+    """uint8 [nblocks, 4096] -> the first ``count`` codes (uint8), E per block, MSB first.
+
+    Each block is cut into groups of m = bits/g bytes holding n = 8/g codes; a group read
+    as one big-endian integer v (at most 64 bits) holds code k at bits
+    [bits (n - 1 - k), bits (n - k)) of v.
+    """
     per = codes_per_block(bits)
-    out = np.empty(blocks.shape[0] * per, np.uint8)
-    step = 256  # blocks per chunk: bounds the temporary bit array to 8 MB
+    n, m = _group(bits)
+    groups = -(-per // n)
+    need = groups * m  # may run a few bytes past the block (E is not always a multiple of n)
+    out = np.empty((blocks.shape[0], groups * n), np.uint8)
+    mask = np.uint64((1 << bits) - 1)
+    shifts = np.array([bits * (n - 1 - k) for k in range(n)], np.uint64)
+    step = 1024  # blocks per chunk: bounds the temporaries to about 40 MB
     for b0 in range(0, blocks.shape[0], step):
         chunk = blocks[b0:b0 + step]
-        stream = np.unpackbits(chunk, axis=1)[:, :per * bits].reshape(-1, bits)  # [codes, bits]
-        if bits < 8:
-            stream = np.pad(stream, ((0, 0), (8 - bits, 0)))
-        out[b0 * per:(b0 + chunk.shape[0]) * per] = np.packbits(stream, axis=1)[:, 0]
-    return out[:count]
+        if need > BLOCK_BYTES:
+            chunk = np.pad(chunk, ((0, 0), (0, need - BLOCK_BYTES)))
+        grouped = chunk[:, :need].reshape(chunk.shape[0], groups, m).astype(np.uint64)
+        value = np.zeros(grouped.shape[:2], np.uint64)
+        for j in range(m):
+            value = (value << np.uint64(8)) | grouped[:, :, j]
+        codes = (value[:, :, None] >> shifts) & mask  # [blocks, groups, n]
+        out[b0:b0 + chunk.shape[0]] = codes.reshape(chunk.shape[0], groups * n)
+    return out[:, :per].reshape(-1)[:count]
 
 
 def _pack_blocks(codes: np.ndarray, bits: int) -> np.ndarray:

@@ -328,3 +328,19 @@ def test_wrong_mean_image_names_the_file(seed_dir: Path, tmp_path: Path) -> None
     with pytest.raises(QcnnError) as e:
         qcnn.load_seed(root, mean=tmp_path / "none.bin")
     _one_line_error(e, tmp_path / "none.bin", "no such file")
+
+
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_cbn_reader_agrees_with_plain_bit_stream_per_block(tmp_path: Path, bits: int) -> None:
+    """Random block bytes (padding included) decode as the MSB-first stream of each block, cut
+    after E codes: checked against qcnn.bitpack.unpack_codes, block by block."""
+    from qcnn.bitpack import unpack_codes
+
+    per = 32768 // bits
+    count = 2 * per + 17
+    blocks = np.random.default_rng(100 + bits).integers(0, 256, size=(3, BLOCK_BYTES), dtype=np.uint8)
+    path = tmp_path / "r.cbn"
+    path.write_bytes(np.array([1, count, bits], "<i4").tobytes() + blocks.tobytes())
+    codes, got = read_cbn(path)
+    expected = np.concatenate([unpack_codes(b, bits, per) for b in blocks])[:count]
+    assert got == bits and np.array_equal(codes, expected)
