@@ -1,0 +1,2 @@
+"""asv benchmarks for qcnn (see docs/bench.md). Backends are an asv parameter; the ones
+not installed or not loadable here are skipped in ``setup``."""
