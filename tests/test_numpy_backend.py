@@ -13,6 +13,7 @@ from qcnn import reference as ref
 from qcnn.backend import StagedKernel
 from qcnn.plugins import backend_specs, load_backend
 from qcnn.spec import Layer, Quant
+from qcnn_numpy.fc import use_pairs
 
 TOL = 1e-4
 
@@ -112,7 +113,15 @@ FC_CASES = [
     (3, (37,), 5, 8, 256),          # D > some of F's remainder, K = 256
     (1, (7, 5, 3), 12, 2, 2),
     (3, (512,), 1, 16, 3),
+    (3, (30,), 40, 1, 4),           # pairs of subspaces (K^2 <= O / 2), S even
+    (1, (21,), 50, 3, 4),           # pairs, S = 7 odd
+    (3, (10, 3, 3), 200, 4, 8),     # pairs, S = 23 odd and a partial last subspace
 ]
+
+
+def test_pairing_rule():
+    assert use_pairs((2304, 32, 4), 4096) and use_pairs((4096, 16, 1), 1000)  # AlexNet fc6/fc7, fc8
+    assert not use_pairs((2304, 32, 4), 2047) and not use_pairs((1, 2, 4), 100)
 
 
 @pytest.mark.parametrize("case", FC_CASES, ids=lambda c: f"N{c[0]}F{int(np.prod(c[1]))}O{c[2]}D{c[3]}K{c[4]}")
@@ -135,8 +144,11 @@ def test_fc_and_qfc(backend, case):
     assert isinstance(kernel, StagedKernel)
     want = ref.qfc(x, params["codebook"], params["codes"], bias)
     assert rel(kernel(x), want) <= TOL
-    table = kernel.table(x)
-    assert rel(table, ref.qfc_table(x, params["codebook"])) <= TOL
+    table, want_table = kernel.table(x), ref.qfc_table(x, params["codebook"])
+    if use_pairs(params["codebook"].shape, o):  # T2[n, j, a K + b] = T[n, 2j, a] + T[n, 2j + 1, b]
+        t = np.concatenate([want_table, np.zeros((n, s % 2, kk), np.float32)], axis=1)
+        want_table = (t[:, 0::2, :, None] + t[:, 1::2, None, :]).reshape(n, -1, kk * kk)
+    assert rel(table, want_table) <= TOL
     assert rel(kernel.lookup(table), want) <= TOL
     dense = type(backend)(quantized="dense").prepare(layer, params, shape)
     assert rel(dense(x), want) <= TOL

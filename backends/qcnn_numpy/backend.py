@@ -12,7 +12,7 @@ from qcnn.spec import Layer
 
 from . import simple
 from .conv import ConvKernel
-from .fc import DenseQFc, FcKernel, QFcLookup, QFcTable
+from .fc import DenseQFc, FcKernel, QFcLookup, QFcTable, use_pairs
 from .qconv import DenseQConv, QConvGeometry, QConvLookup, QConvTable
 
 __all__ = ["NumpyBackend", "QUANT_MODES"]
@@ -48,7 +48,9 @@ class NumpyBackend:
             if self.quantized == "dense":
                 return DenseQFc(params, inputs)
             codebook = params["codebook"]
-            return StagedKernel(QFcTable(codebook, inputs), QFcLookup(params["codes"], params["bias"], codebook.shape[1]))
+            pairs = use_pairs(codebook.shape, layer.out)
+            return StagedKernel(QFcTable(codebook, inputs, pairs),
+                                QFcLookup(params["codes"], params["bias"], codebook.shape[1], pairs))
         if op == "pool":
             return simple.PoolKernel(in_shape, layer.kernel, layer.stride, layer.pad)
         if op == "relu":
