@@ -11,6 +11,7 @@ from .errors import QcnnError
 from .fileformat import load, save
 from .hookspecs import hookimpl
 from .model import Model
+from .quantize import quantize
 from .preprocess import preprocess, read_image
 from .runtime import Session, compile
 from .seed import load_seed, save_seed
