@@ -22,6 +22,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Backend", "BackendSpec", "Layer", "Model", "NetSpec", "QcnnError", "Quant", "Session", "StagedKernel",
-    "compile", "hookimpl", "load", "load_seed", "preprocess", "read_image", "reference", "save", "save_seed",
+    "compile", "hookimpl", "load", "load_seed", "preprocess", "quantize", "read_image", "reference", "save", "save_seed",
     "set_threads", "zoo", "__version__",
 ]
