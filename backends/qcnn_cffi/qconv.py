@@ -1,11 +1,11 @@
 """Quantized conv on the C kernels, staged as the paper's table building and look-up.
 
-Table: the input is zero-padded and split into st x st stride phases, xq [N, C, P, Hq, Wq]
-(P = st^2, Hq = ceil((H + 2p) / st)); then per (sample, group g, subspace s) one SGEMM gives
-    T[n, g, s] [K, P Hq Wq] = codebook[s][:, :dv] @ xq[n, g Cg + s D : g Cg + s D + dv],
-with dv = min(D, Cg - s D). Look-up: y[n, o, i, j] = b[o] + sum_{u, v, s} T[n, g, s, A[o,u,v,s],
-phase(u, v), i + u // st, j + v // st], phase(u, v) = (u % st) st + v % st, as contiguous vector
-adds over the flat positions i Wq + j (see ``csrc/qc_qconv.c``).
+Table: the input is zero-padded and split into st x st stride phases, xq [N, C, Hq, P, Wq]
+(P = st^2, Hq = ceil((H + 2p) / st)); then per (sample, group g, subspace s, row i) one SGEMM gives
+    T[n, g, s, i] [K, P Wq] = codebook[s][:, :dv] @ xq[n, g Cg + s D : g Cg + s D + dv, i],
+with dv = min(D, Cg - s D), so T is [N, G, S, Hq, K, P, Wq]. Look-up:
+    y[n, o, i, j] = b[o] + sum_{u, v, s} T[n, g, s, i + u // st, A[o,u,v,s], phase(u, v), j + v // st],
+phase(u, v) = (u % st) st + v % st, as contiguous vector adds along j (see ``csrc/qc_qconv.c``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,30 @@ class ConvTable:
     owner: object
 
 
+#: Bytes of table rows one tap group may touch: about two thirds of a 48 KB L1 data cache.
+L1_BUDGET = 32 * 1024
+
+
+def _tap_groups(k: int, st: int, s: int, block_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tap order and groups for cache blocking.
+
+    Returns taps [ntaps, 3] as (u, v, s) rows, sorted by (s, v % st, u, v), and gstart
+    [ngroups + 1]: group g is taps gstart[g] .. gstart[g+1]-1. A group has one subspace and one
+    column phase; it spans consecutive tap rows u as long as their table blocks (one row of K
+    codes each, ``block_bytes``) fit in :data:`L1_BUDGET` (always at least one row).
+    """
+    rows_per_group = max(1, L1_BUDGET // max(block_bytes, 1))
+    taps: list[tuple[int, int, int]] = []
+    gstart = [0]
+    for sub in range(s):
+        for px in range(min(st, k)):
+            for u0 in range(0, k, rows_per_group):
+                for u in range(u0, min(k, u0 + rows_per_group)):
+                    taps.extend((u, v, sub) for v in range(px, k, st))
+                gstart.append(len(taps))
+    return np.array(taps, np.int64).reshape(-1, 3), np.array(gstart, np.int32)
+
+
 def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...]) -> StagedKernel:
     """A staged kernel x [N, C, H, W] -> y [N, O, Ho, Wo] for a product-quantized conv."""
     c, h, w, ho, wo = conv_geometry(layer, in_shape)
@@ -51,32 +75,36 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
 
     p_ = st * st
     hq, wq = -(-(h + 2 * pad) // st), -(-(w + 2 * pad) // st)
-    plane = hq * wq
-    gsize = s * kk * p_ * plane  # floats per group table
+    rowstride = kk * p_ * wq  # floats per table row (all codes and phases of one phase row)
+    gsize = s * hq * rowstride  # floats per group table
     tsize = groups * gsize
     vl, r = int(lib.qc_conv_chunk()), int(lib.qc_conv_r())
-    lr = -(-(ho * wq) // vl) * vl  # flat positions computed per channel, rounded to whole vectors
-    int32_dims(layer, table_columns=p_ * plane, group_table=gsize + lr, codewords=kk, dims=d)
+    int32_dims(layer, table_columns=p_ * wq, group_table=gsize + rowstride, codewords=kk, dims=d,
+               input_rows=c * hq * p_ * wq)
 
     # register tiles of R output channels, never straddling a group; a short last tile repeats
     # its last channel (computed, not stored)
     tiles = [(g, o0, min(r, (g + 1) * og - o0)) for g in range(groups) for o0 in range(g * og, (g + 1) * og, r)]
     ntiles = len(tiles)
     chan = np.array([[o0 + min(i, rc - 1) for i in range(r)] for _, o0, rc in tiles], np.int64)  # [ntiles, R]
-    uu, vv, ss = np.meshgrid(np.arange(k), np.arange(k), np.arange(s), indexing="ij")  # tap order (u, v, s)
-    tap_off = ((ss * kk) * p_ + (uu % st) * st + vv % st) * plane + (uu // st) * wq + vv // st  # [k, k, s]
-    code_off = codes.astype(np.int64) * (p_ * plane)  # [O, k, k, S]
-    offs = (tap_off[None] + code_off).reshape(o, k * k * s)  # [O, ntaps]
+    taps, gstart = _tap_groups(k, st, s, kk * wq * 4)
+    tu, tv, ts = taps[:, 0], taps[:, 1], taps[:, 2]
+    tap_off = (ts * hq + tu // st) * rowstride + ((tu % st) * st + tv % st) * wq + tv // st  # [ntaps]
+    code_off = codes[:, tu, tv, ts].astype(np.int64) * (p_ * wq)  # [O, ntaps]
+    offs = tap_off[None] + code_off  # [O, ntaps]
     offs_t = np.ascontiguousarray(offs[chan].transpose(0, 2, 1)).astype(np.int32)  # [ntiles, ntaps, R]
     bias_t = np.ascontiguousarray(bias[chan])
     tile_g = np.array([t[0] for t in tiles], np.int32)
     tile_o0 = np.array([t[1] for t in tiles], np.int32)
     tile_rc = np.array([t[2] for t in tiles], np.int32)
-    # reads of one sample end below (G-1) gsize + max offset + lr; the slack after the last table
-    # covers the overshoot (it only feeds dropped columns / channels)
-    slack = max(0, (groups - 1) * gsize + int(offs.max()) + lr - tsize) + vl
+    # reads of one sample end below (G-1) gsize + max offset + (Ho-1) rowstride + ceil(Wo/VL) VL;
+    # the slack after the last table covers the overshoot (it only feeds dropped columns)
+    wread = -(-wo // vl) * vl
+    slack = max(0, (groups - 1) * gsize + int(offs.max()) + (ho - 1) * rowstride + wread - tsize) + vl
     ntaps = k * k * s
+    wmax = int(lib.qc_conv_width())
     ptrs = dict(cb=ptr(ffi, codebook), offs=ptr(ffi, offs_t, "int32_t[]"), bias=ptr(ffi, bias_t),
+                gstart=ptr(ffi, gstart, "int32_t[]"),
                 g=ptr(ffi, tile_g, "int32_t[]"), o0=ptr(ffi, tile_o0, "int32_t[]"), rc=ptr(ffi, tile_rc, "int32_t[]"))
     owner = object()
     direct = st == 1 and pad == 0  # x is already its own padded, single-phase layout
@@ -86,11 +114,11 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
         if direct:
             xq = x
         else:
-            xq = np.empty((n, c, p_, hq, wq), f32)
+            xq = np.empty((n, c, hq, p_, wq), f32)
             lib.qc_pad_phase(ptr(ffi, x), n, c, h, w, pad, st, hq, wq, ptr(ffi, xq))
         data = np.empty(n * tsize + slack, f32)
         data[n * tsize:] = 0.0
-        lib.qc_qconv_table(ptr(ffi, xq), n, c, groups, p_, plane, ptrs["cb"], s, kk, d, ptr(ffi, data))
+        lib.qc_qconv_table(ptr(ffi, xq), n, c, groups, p_, hq, wq, ptrs["cb"], s, kk, d, ptr(ffi, data))
         return ConvTable(data, n, owner)
 
     def lookup(t: ConvTable) -> np.ndarray:
@@ -101,10 +129,10 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
                 or data.ndim != 1 or n < 1 or data.size != n * tsize + slack):
             raise QcnnError(f"layer {layer.name}: the look-up table was modified")
         y = np.empty((n, o, ho, wo), f32)
-        scratch = np.empty(ntiles * r * lr, f32)
+        acc = np.empty(ntiles * r * wmax, f32)
         lib.qc_qconv_lookup(ptr(ffi, data), n, tsize, gsize, ntiles, ptrs["o0"], ptrs["rc"], ptrs["g"],
-                            ptrs["offs"], ntaps, ptrs["bias"], lr, wq, o, ho, wo,
-                            ptr(ffi, scratch), scratch.size, ptr(ffi, y))
+                            ptrs["offs"], ntaps, len(gstart) - 1, ptrs["gstart"], ptrs["bias"], rowstride,
+                            o, ho, wo, ptr(ffi, acc), ptr(ffi, y))
         return y
 
     return StagedKernel(table=table, lookup=lookup)

@@ -1,5 +1,6 @@
 /* Float layers: conv (im2col + SGEMM), fc (SGEMV/SGEMM), max pool, relu, LRN, copy, softmax. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "qc_internal.h"
 
@@ -55,25 +56,54 @@ void qc_fc(const float *x, int64_t N, int64_t F, const float *w, const float *b,
                  1.0f, y, (int)O);
 }
 
+static inline float fmax_(float m, float v) { return v > m ? v : m; }                  /* maxss, branchless */
+static inline float nanmax_(float m, float v) { return (v > m || v != v) ? v : m; }   /* NaN wins */
+
+/* max over clipped windows of one plane: first over the window's rows (vectorised along the row),
+ * then over each window's columns. MAXF is fmax_ (fast) or nanmax_ (NaN-propagating, as numpy). */
+#define DEF_POOL(NAME, MAXF)                                                                          \
+    static void NAME(const float *xp, int64_t H, int64_t W, int64_t k, int64_t st, int64_t pad,       \
+                     int64_t Ho, int64_t Wo, float *yp, float *rowmax) {                              \
+        for (int64_t i = 0; i < Ho; ++i) {                                                            \
+            int64_t h0 = qc_max64(i * st - pad, 0), h1 = qc_min64(i * st - pad + k, H);              \
+            if (h0 >= h1) { for (int64_t j = 0; j < Wo; ++j) yp[i * Wo + j] = -INFINITY; continue; } \
+            memcpy(rowmax, xp + h0 * W, (size_t)W * sizeof(float));                                   \
+            for (int64_t h = h0 + 1; h < h1; ++h) {                                                   \
+                const float *xr = xp + h * W;                                                         \
+                for (int64_t w = 0; w < W; ++w) rowmax[w] = MAXF(rowmax[w], xr[w]);                   \
+            }                                                                                         \
+            for (int64_t j = 0; j < Wo; ++j) {                                                        \
+                int64_t w0 = qc_max64(j * st - pad, 0), w1 = qc_min64(j * st - pad + k, W);          \
+                float m = -INFINITY;                                                                  \
+                for (int64_t w = w0; w < w1; ++w) m = MAXF(m, rowmax[w]);                             \
+                yp[i * Wo + j] = m;                                                                   \
+            }                                                                                         \
+        }                                                                                             \
+    }
+DEF_POOL(pool_plane_fast, fmax_)
+DEF_POOL(pool_plane_exact, nanmax_)
+
+/* 1 if the plane holds a NaN or an inf (then the exact path runs; inf alone would be fine) */
+static int has_nonfinite(const float *x, int64_t n) {
+    const uint32_t *b = (const uint32_t *)(const void *)x;
+    uint32_t any = 0;
+    for (int64_t i = 0; i < n; ++i) any |= ((b[i] & 0x7f800000u) == 0x7f800000u);
+    return any != 0;
+}
+
 void qc_max_pool(const float *x, int64_t NC, int64_t H, int64_t W, int64_t k, int64_t st, int64_t pad,
                  int64_t Ho, int64_t Wo, float *y) {
-#pragma omp parallel for num_threads(qc_nthreads) QC_PAR(qc_nthreads) schedule(static)
-    for (int64_t p = 0; p < NC; ++p) {
-        const float *xp = x + p * H * W;
-        float *yp = y + p * Ho * Wo;
-        for (int64_t i = 0; i < Ho; ++i) {
-            int64_t h0 = qc_max64(i * st - pad, 0), h1 = qc_min64(i * st - pad + k, H);
-            for (int64_t j = 0; j < Wo; ++j) {
-                int64_t w0 = qc_max64(j * st - pad, 0), w1 = qc_min64(j * st - pad + k, W);
-                float m = -INFINITY;
-                for (int64_t h = h0; h < h1; ++h)
-                    for (int64_t ww = w0; ww < w1; ++ww) {
-                        float v = xp[h * W + ww];
-                        m = (v > m || v != v) ? v : m; /* NaN wins, as numpy's max */
-                    }
-                yp[i * Wo + j] = m;
-            }
+#pragma omp parallel num_threads(qc_nthreads) if (qc_nthreads > 1)
+    {
+        float rowmax_stack[1024];
+        float *rowmax = W <= 1024 ? rowmax_stack : (float *)malloc((size_t)W * sizeof(float));
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < NC; ++p) {
+            const float *xp = x + p * H * W;
+            if (has_nonfinite(xp, H * W)) pool_plane_exact(xp, H, W, k, st, pad, Ho, Wo, y + p * Ho * Wo, rowmax);
+            else pool_plane_fast(xp, H, W, k, st, pad, Ho, Wo, y + p * Ho * Wo, rowmax);
         }
+        if (rowmax != rowmax_stack) free(rowmax);
     }
 }
 

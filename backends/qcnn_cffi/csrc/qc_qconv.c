@@ -1,22 +1,25 @@
 /* Quantized conv, the Quantized-CNN way: a look-up table of every (padded, phase-split) input
- * pixel against every sub-codeword, built with one small SGEMM per (sample, group, subspace),
- * then look-up accumulation vectorised over space.
+ * pixel against every sub-codeword, built with small SGEMMs, then look-up accumulation
+ * vectorised over space.
  *
- * Layout: T[n][g][s][k][phase][Hq][Wq] with phase = (row % st) * st + col % st of the padded
- * image. For output channel o, tap (u, v) and subspace s the code a = A[o,u,v,s] is the same at
- * every output position, so
- *     Y[o][i*Wq + j] += T[g][s][a][phase(u,v)][(i + u/st)*Wq + j + v/st]
- * is one contiguous run of vector adds over the flat positions q = i*Wq + j (columns j >= Wo are
- * computed and dropped). A register tile holds R output channels x V vectors of positions while
- * all taps and subspaces stream through; the per-(o, tap, s) plane offsets are precomputed.
+ * Layout: T[n][g][s][row][k][phase][Wq], row < Hq, phase = (y % st) * st + x % st of the padded
+ * image (st x st stride phases, each Hq x Wq). For output channel o, tap (u, v) and subspace s
+ * the code a = A[o,u,v,s] is the same at every output position, so output row i gets
+ *     Y[o][i][j] += T[g][s][i + u/st][a][phase(u,v)][j + v/st],   j < Wo,
+ * one contiguous run of vector adds (no gathers). Cache blocking: for one output row, the taps
+ * are processed in groups (e.g. one subspace s and tap row u) whose table rows (all K codes) fit
+ * in L1, and every output channel consumes a group before the next group starts, so each table
+ * row loaded from L2 is reused by all channels that pick any of its codes. A register tile
+ * holds R output channels x V vectors of the row while a group's taps stream through; partial
+ * sums wait in a small accumulator buffer between groups. Per-(o, tap) offsets are precomputed.
  */
 #include <string.h>
 #include "qc_internal.h"
 
 #define R QC_CONV_R_VALUE
 #if VL == 16
-#define QC_CONV_R_VALUE 4
-#define VMAX 6
+#define QC_CONV_R_VALUE 8
+#define VMAX 3
 #elif VL == 8
 #define QC_CONV_R_VALUE 4
 #define VMAX 3
@@ -27,19 +30,20 @@
 
 int qc_conv_r(void) { return R; }
 int qc_conv_chunk(void) { return VL; }
+int qc_conv_width(void) { return VMAX * VL; }
 
+/* xq[n, c, i, py*st + px, j] = xpad[n, c, i*st + py, j*st + px] (0 outside the image) */
 void qc_pad_phase(const float *x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t st,
                   int64_t Hq, int64_t Wq, float *xq) {
     int64_t NC = N * C, P = st * st;
 #pragma omp parallel for num_threads(qc_nthreads) if (qc_nthreads > 1) schedule(static)
     for (int64_t nc = 0; nc < NC; ++nc) {
         const float *src = x + nc * H * W;
-        for (int64_t py = 0; py < st; ++py)
-            for (int64_t px = 0; px < st; ++px) {
-                float *dst = xq + (nc * P + py * st + px) * Hq * Wq;
-                for (int64_t i = 0; i < Hq; ++i) {
-                    int64_t h = i * st + py - pad;
-                    float *d = dst + i * Wq;
+        for (int64_t i = 0; i < Hq; ++i)
+            for (int64_t py = 0; py < st; ++py) {
+                int64_t h = i * st + py - pad;
+                for (int64_t px = 0; px < st; ++px) {
+                    float *d = xq + ((nc * Hq + i) * P + py * st + px) * Wq;
                     if (h < 0 || h >= H) { memset(d, 0, (size_t)Wq * sizeof(float)); continue; }
                     const float *s = src + h * W;
                     if (st == 1) {
@@ -58,28 +62,30 @@ void qc_pad_phase(const float *x, int64_t N, int64_t C, int64_t H, int64_t W, in
     }
 }
 
-void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P, int64_t plane,
+/* For n, g, s and every row i < Hq: T[n,g,s,i] [K, P*Wq] = cb[s][:, :dv] [K, dv] x xq[n, g*Cg + s*D + d, i] */
+void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P, int64_t Hq, int64_t Wq,
                     const float *cb, int64_t S, int64_t K, int64_t D, float *T) {
-    int64_t Cg = C / G, cols = P * plane;
-    for (int64_t n = 0; n < N; ++n)
-        for (int64_t g = 0; g < G; ++g)
-            for (int64_t s = 0; s < S; ++s) {
-                int64_t dv = qc_min64(D, Cg - s * D);
-                const float *b = xq + (n * C + g * Cg + s * D) * cols;
-                float *t = T + (((n * G + g) * S + s) * K) * cols;
-                QC_SGEMM(QC_ROW_MAJOR, QC_NO_TRANS, QC_NO_TRANS, (int)K, (int)cols, (int)dv, 1.0f,
-                         cb + s * K * D, (int)D, b, (int)cols, 0.0f, t, (int)cols);
-            }
+    int64_t Cg = C / G, pw = P * Wq, chan = Hq * pw, rowsz = K * pw;
+    int64_t jobs = N * G * S;
+    for (int64_t job = 0; job < jobs; ++job) {
+        int64_t s = job % S, g = (job / S) % G, n = job / (S * G);
+        int64_t dv = qc_min64(D, Cg - s * D);
+        const float *b = xq + (n * C + g * Cg + s * D) * chan;
+        float *t = T + job * Hq * rowsz;
+        for (int64_t i = 0; i < Hq; ++i)
+            QC_SGEMM(QC_ROW_MAJOR, QC_NO_TRANS, QC_NO_TRANS, (int)K, (int)pw, (int)dv, 1.0f,
+                     cb + s * K * D, (int)D, b + i * pw, (int)chan, 0.0f, t + i * rowsz, (int)pw);
+    }
 }
 
-/* One register tile: R channels x V vectors at flat position q0, all taps; stores to acc[r*Lr + q]. */
+/* One register tile: R channels x V vectors of one output row segment, the taps of one group:
+ * acc[r*WMAX + v*VL] += sum_t base[of[t*R + r] + v*VL]. */
+#define WMAX (VMAX * VL)
 #define DEF_TILE(V)                                                                              \
-    static void tile_##V(const float *tb, const int32_t *of, int64_t ntaps, const float *bias,   \
-                         int64_t q0, float *acc, int64_t Lr) {                                   \
+    static void tile_##V(const float *base, const int32_t *of, int64_t ntaps, float *acc) {      \
         vf a[R][V];                                                                              \
         for (int r = 0; r < R; ++r)                                                              \
-            for (int v = 0; v < V; ++v) a[r][v] = vset1(bias[r]);                                \
-        const float *base = tb + q0;                                                             \
+            for (int v = 0; v < V; ++v) a[r][v] = vload(acc + r * WMAX + v * VL);                \
         for (int64_t t = 0; t < ntaps; ++t, of += R) {                                           \
             for (int r = 0; r < R; ++r) {                                                        \
                 const float *p = base + of[r];                                                   \
@@ -87,7 +93,7 @@ void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
             }                                                                                    \
         }                                                                                        \
         for (int r = 0; r < R; ++r)                                                              \
-            for (int v = 0; v < V; ++v) vstore(acc + r * Lr + q0 + v * VL, a[r][v]);             \
+            for (int v = 0; v < V; ++v) vstore(acc + r * WMAX + v * VL, a[r][v]);                \
     }
 
 #pragma GCC push_options
@@ -102,15 +108,9 @@ DEF_TILE(3)
 #if VMAX >= 4
 DEF_TILE(4)
 #endif
-#if VMAX >= 5
-DEF_TILE(5)
-#endif
-#if VMAX >= 6
-DEF_TILE(6)
-#endif
 #pragma GCC pop_options
 
-typedef void (*tile_fn)(const float *, const int32_t *, int64_t, const float *, int64_t, float *, int64_t);
+typedef void (*tile_fn)(const float *, const int32_t *, int64_t, float *);
 static const tile_fn TILES[VMAX + 1] = {
     0, tile_1,
 #if VMAX >= 2
@@ -122,21 +122,14 @@ static const tile_fn TILES[VMAX + 1] = {
 #if VMAX >= 4
     tile_4,
 #endif
-#if VMAX >= 5
-    tile_5,
-#endif
-#if VMAX >= 6
-    tile_6,
-#endif
 };
 
 void qc_qconv_lookup(const float *T, int64_t N, int64_t tsize, int64_t gsize,
                      int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
-                     const int32_t *offs, int64_t ntaps, const float *bias_t,
-                     int64_t Lr, int64_t Wq, int64_t O, int64_t Ho, int64_t Wo,
-                     float *scratch, int64_t nscratch, float *y) {
-    (void)nscratch;
-    int64_t nvec = Lr / VL, HWo = Ho * Wo;
+                     const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
+                     const float *bias_t, int64_t rowstride, int64_t O, int64_t Ho, int64_t Wo,
+                     float *acc, float *y) {
+    int64_t HWo = Ho * Wo;
     int nth = qc_nthreads < ntiles ? qc_nthreads : (int)ntiles;
     if (nth < 1) nth = 1;
 #pragma omp parallel num_threads(nth) if (nth > 1)
@@ -149,17 +142,22 @@ void qc_qconv_lookup(const float *T, int64_t N, int64_t tsize, int64_t gsize,
         int64_t t0 = ntiles * tid / nth, t1 = ntiles * (tid + 1) / nth;
         for (int64_t n = 0; n < N; ++n) {
             const float *Tn = T + n * tsize;
-            for (int64_t c = 0; c < nvec; c += VMAX) {
-                int64_t vv = qc_min64(VMAX, nvec - c);
-                for (int64_t tl = t0; tl < t1; ++tl)
-                    TILES[vv](Tn + tile_g[tl] * gsize, offs + tl * ntaps * R, ntaps, bias_t + tl * R,
-                              c * VL, scratch + tl * R * Lr, Lr);
-            }
-            for (int64_t tl = t0; tl < t1; ++tl)
-                for (int r = 0; r < tile_rc[tl]; ++r) {
-                    const float *src = scratch + (tl * R + r) * Lr;
-                    float *dst = y + (n * O + tile_o0[tl] + r) * HWo;
-                    for (int64_t i = 0; i < Ho; ++i) memcpy(dst + i * Wo, src + i * Wq, (size_t)Wo * sizeof(float));
+            for (int64_t i = 0; i < Ho; ++i)
+                for (int64_t c0 = 0; c0 < Wo; c0 += WMAX) {
+                    int64_t width = qc_min64(WMAX, Wo - c0), nv = (width + VL - 1) / VL;
+                    for (int64_t tl = t0; tl < t1; ++tl)
+                        for (int r = 0; r < R; ++r)
+                            for (int64_t q = 0; q < nv * VL; ++q) acc[(tl * R + r) * WMAX + q] = bias_t[tl * R + r];
+                    for (int64_t gr = 0; gr < ngroups; ++gr)
+                        for (int64_t tl = t0; tl < t1; ++tl)
+                            TILES[nv](Tn + tile_g[tl] * gsize + i * rowstride + c0,
+                                      offs + (tl * ntaps + gstart[gr]) * R, gstart[gr + 1] - gstart[gr],
+                                      acc + tl * R * WMAX);
+                    for (int64_t tl = t0; tl < t1; ++tl) {
+                        float *dst = y + n * O * HWo + tile_o0[tl] * HWo + i * Wo + c0;
+                        for (int r = 0; r < tile_rc[tl]; ++r)
+                            memcpy(dst + r * HWo, acc + (tl * R + r) * WMAX, (size_t)width * sizeof(float));
+                    }
                 }
         }
     }

@@ -40,27 +40,30 @@ void qc_lrn(const float *x, int64_t N, int64_t C, int64_t HW, int64_t size, floa
 void qc_softmax(const float *x, int64_t N, int64_t F, float *y);
 
 /* ---- quantized conv ---- */
-/* Pad by p and split into st x st phases:
- * x [N, C, H, W] -> xq [N, C, st*st, Hq, Wq], xq[n,c,py*st+px,i,j] = xpad[n,c,i*st+py,j*st+px]
+/* Pad by p and split into st x st phases, row-major by phase row:
+ * x [N, C, H, W] -> xq [N, C, Hq, st*st, Wq], xq[n,c,i,py*st+px,j] = xpad[n,c,i*st+py,j*st+px]
  * (0 outside the padded image). */
 void qc_pad_phase(const float *x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t st,
                   int64_t Hq, int64_t Wq, float *xq);
-/* Table: for n, g, s: T[n,g,s] [K, P*plane] = cb[s][:, :dv] [K, dv] x xq[n, g*Cg + s*D ...] [dv, P*plane]
- * with dv = min(D, Cg - s*D); cb [S, K, D]; T [N, G, S, K, P*plane]. */
-void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P, int64_t plane,
+/* Table T [N, G, S, Hq, K, P, Wq]: for n, g, s, row i one SGEMM
+ * T[n,g,s,i] [K, P*Wq] = cb[s][:, :dv] [K, dv] x xq[n, g*Cg + s*D : +dv, i] [dv, P*Wq],
+ * dv = min(D, Cg - s*D); cb [S, K, D]. */
+void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P, int64_t Hq, int64_t Wq,
                     const float *cb, int64_t S, int64_t K, int64_t D, float *T);
-/* Look-up: for each tile of R output channels (R = QC_CONV_R), for every flat position q < Lr:
- * acc[r][q] = bias[o_r] + sum_t T[n, group(tile)] [offs[tile, t, r] + q], t = (u*k + v)*S + s,
- * then y[n, o_r, i, j] = acc[r][i*Wq + j] for i < Ho, j < Wo, r < rcount(tile).
- * T holds N * tsize floats plus slack (>= Lr + max offset overflow, zeroed). tile_o0/tile_rc/tile_g [ntiles];
- * offs [ntiles, ntaps, R]; bias_t [ntiles, R]; scratch [nthreads, R, Lr]. */
+/* Look-up: for each tile of R output channels (R = qc_conv_r()), output row i and column j < Wo:
+ * y[n, o_r, i, j] = bias_t[tile, r] + sum_t T[n*tsize + group(tile)*gsize + offs[tile, t, r] + i*rowstride + j],
+ * the taps t summed group by group (taps gstart[g] .. gstart[g+1]-1, in order), for r < rcount(tile).
+ * T holds N*tsize floats plus zeroed slack covering reads up to ceil(Wo / VL) * VL columns past each
+ * row start. tile_o0/tile_rc/tile_g [ntiles]; offs [ntiles, ntaps, R]; gstart [ngroups + 1];
+ * bias_t [ntiles, R]; acc scratch [ntiles, R, qc_conv_width()]. */
 void qc_qconv_lookup(const float *T, int64_t N, int64_t tsize, int64_t gsize,
                      int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
-                     const int32_t *offs, int64_t ntaps, const float *bias_t,
-                     int64_t Lr, int64_t Wq, int64_t O, int64_t Ho, int64_t Wo,
-                     float *scratch, int64_t nscratch, float *y);
+                     const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
+                     const float *bias_t, int64_t rowstride, int64_t O, int64_t Ho, int64_t Wo,
+                     float *acc, float *y);
 int qc_conv_r(void);     /* R: output channels per register tile */
-int qc_conv_chunk(void); /* positions per register tile; Lr must be a multiple of it */
+int qc_conv_chunk(void); /* VL: floats per vector */
+int qc_conv_width(void); /* columns per register tile (row segments are at most this wide) */
 
 /* ---- quantized fc ---- */
 /* Table: x [N, F], cbt [S, D, Kp] (codebook transposed, padded with zeros to Kp) ->
