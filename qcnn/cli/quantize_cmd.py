@@ -1,0 +1,119 @@
+"""``qcnn quantize``: train a Quantized-CNN from a float model (pq or error-corrected pq)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import QcnnError
+from ..model import Model
+from .common import add_backend_args, emit_json, print_table
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".gif", ".webp")
+SEED_DATASET = "dataMatTst.single.bin"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "quantize", help="quantize a float model (product quantization with error correction)",
+        description="Quantize every conv and fc layer of FLOAT_MODEL (Wu et al., CVPR 2016). --method pq: k-means "
+                    "per subspace; --method ec (default): pq refined by block coordinate descent on each layer's "
+                    "response error, bottom-up, against the float network's responses on the calibration inputs "
+                    "(no labels needed). Progress goes to stderr, the per-layer report to stdout.")
+    p.add_argument("model", metavar="FLOAT_MODEL", help="a float .qcnn model")
+    p.add_argument("--calib", metavar="SRC", default=None,
+                   help="calibration inputs: a .npy batch [N, C, H, W], a directory of images (preprocessed with "
+                        f"the model's pipeline), or the authors' dataset directory (holding {SEED_DATASET}); "
+                        "required for ec, optional for pq (error report only)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.qcnn", help="where to write the quantized model")
+    p.add_argument("--method", choices=("ec", "pq"), default="ec", help="ec (default) or pq")
+    p.add_argument("--conv", default="8:128", metavar="D:K", help="conv layers' subspace dims:codewords (default 8:128)")
+    p.add_argument("--fc", default="4:32", metavar="D:K", help="fc layers' subspace dims:codewords (default 4:32)")
+    p.add_argument("--layer", action="append", default=[], metavar="NAME=D:K", help="per-layer override (repeatable)")
+    p.add_argument("--skip", action="append", default=[], metavar="NAME", help="keep this layer float (repeatable)")
+    p.add_argument("--iters", type=int, default=10, metavar="N", help="error-correction sweeps per layer (default 10)")
+    p.add_argument("--samples", type=int, default=None, metavar="N", help="use at most N calibration inputs (seeded subset)")
+    p.add_argument("--positions", type=int, default=64, metavar="N",
+                   help="output positions sampled per image for conv statistics (default 64)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (k-means init, subsets; default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_backend_args(p)
+    return p
+
+
+def _overrides(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, dk = item.partition("=")
+        if not sep or not name or not dk:
+            raise QcnnError(f"--layer expects NAME=D:K, got {item!r}")
+        out[name.strip()] = dk.strip()
+    return out
+
+
+def load_calibration(src: str, model: Model, samples: int | None = None, seed: int = 0) -> np.ndarray:
+    """Calibration inputs from SRC (see ``--calib``) as an array [N, ...] (checked later by quantize)."""
+    path = Path(src)
+    if not path.exists():
+        raise QcnnError("no such calibration file or directory", path)
+    if path.is_dir():
+        if (path / SEED_DATASET).is_file():
+            from ..seedio import read_bin
+
+            return read_bin(path / SEED_DATASET, np.float32)
+        from ..preprocess import preprocess
+
+        files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise QcnnError(f"no images ({', '.join(IMAGE_SUFFIXES)}) and no {SEED_DATASET} in this directory", path)
+        if samples is not None and 0 < samples < len(files):
+            pick = np.sort(np.random.default_rng(seed).choice(len(files), samples, replace=False))
+            files = [files[i] for i in pick]
+        return np.stack([preprocess(f, model) for f in files])
+    if path.suffix.lower() == ".npy":
+        try:
+            x = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise QcnnError(f"not a valid .npy array ({str(err).splitlines()[0]})", path) from None
+        if x.dtype.kind not in "fiu":
+            raise QcnnError(f"holds dtype {x.dtype}, expected numbers", path)
+        return x
+    raise QcnnError(f"calibration source must be a .npy file or a directory (images or {SEED_DATASET})", path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import set_threads
+    from ..fileformat import load, save
+    from ..quantize import check_calibration, quantize
+
+    model = load(args.model)
+    if args.threads is not None:
+        set_threads(args.threads)
+    x = None
+    if args.calib is not None:
+        x = check_calibration(model, load_calibration(args.calib, model, args.samples, args.seed), where=str(args.calib))
+    qmodel, report = quantize(model, x, method=args.method, conv=args.conv, fc=args.fc,
+                              layers=_overrides(args.layer), skip=args.skip, iters=args.iters,
+                              samples=args.samples, seed=args.seed, backend=args.backend,
+                              progress=not args.quiet, positions=args.positions)
+    save(qmodel, args.output)
+    if args.json:
+        data = report.as_dict()
+        data["output"] = args.output
+        emit_json(data)
+        return 0
+    fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+    rows = [(r.name, r.quant, fmt(r.err_input), fmt(r.err_pq), fmt(r.err_ec), f"{r.speedup:.2f}x",
+             f"{r.compression:.1f}x", f"{r.seconds:.1f}") for r in report.layers]
+    print_table(rows, ["layer", "D:K", "err float-w", "err pq", "err ec", "speed-up", "compression", "seconds"])
+    t = report.totals
+    print(f"network: {t['float_macs'] / 1e6:.2f}M -> {t['quant_macs'] / 1e6:.2f}M multiply-adds ({t['speedup']:.2f}x), "
+          f"{t['float_bytes'] / 1e6:.3f} MB -> {t['quant_bytes'] / 1e6:.3f} MB ({t['compression']:.2f}x); "
+          f"{report.samples} calibration inputs, {report.seconds:.1f} s")
+    print(f"errors: relative response error ||T - Y|| / ||T|| of each layer on the calibration inputs "
+          f"(float-w: float weights on the quantized lower layers' output)")
+    print(f"wrote {args.output}")
+    return 0
