@@ -1,0 +1,296 @@
+"""The cffi backend (C kernels + OpenBLAS) against the reference kernels, op by op.
+
+Random shapes cover groups 1-4, stride 1-4, padding 0-3, kernels 1-11, D not dividing C,
+K from 2 to 256 (the AVX-512 vpermps/vpermi2ps/gather paths of the quantized fc), batch 1
+and 3 and non-square inputs; then the whole synthetic AlexNet layer by layer, thread-count
+independence, and the argument checks that keep bad input away from the C code.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import qcnn
+from qcnn import reference as ref
+from qcnn import zoo
+from qcnn.backend import StagedKernel
+from qcnn.errors import QcnnError
+from qcnn.reference_backend import reference_kernel
+from qcnn.spec import Layer, Quant, output_shape
+
+RTOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def backend():
+    from qcnn.plugins import load_backend
+
+    try:
+        loaded = load_backend("cffi")
+    except QcnnError as err:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"the cffi backend must build in CI: {err}", pytrace=False)
+        pytest.skip(str(err))
+    yield loaded.impl
+    loaded.impl.set_threads(qcnn.threads.get_threads() or 1)
+
+
+def rel_err(y: np.ndarray, r: np.ndarray) -> float:
+    scale = float(np.abs(r).max())
+    return float(np.abs(y.astype(np.float64) - r).max()) / (scale if scale > 0 else 1.0)
+
+
+def make_params(layer: Layer, in_shape: tuple[int, ...], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Random tensors of the shapes qcnn.model expects for ``layer``."""
+    o = layer.out
+    if layer.type == "conv":
+        cg = in_shape[0] // layer.groups
+        if layer.quant is None:
+            w = rng.standard_normal((o, cg, layer.kernel, layer.kernel)).astype(np.float32)
+            return {"weight": w, "bias": rng.standard_normal(o).astype(np.float32)}
+        q = layer.quant
+        s = q.subspaces(cg)
+        return {"codebook": rng.standard_normal((s, q.K, q.D)).astype(np.float32),
+                "codes": rng.integers(0, q.K, (o, layer.kernel, layer.kernel, s), dtype=np.uint8),
+                "bias": rng.standard_normal(o).astype(np.float32)}
+    if layer.type == "fc":
+        f = int(np.prod(in_shape))
+        if layer.quant is None:
+            return {"weight": rng.standard_normal((o, f)).astype(np.float32),
+                    "bias": rng.standard_normal(o).astype(np.float32)}
+        q = layer.quant
+        s = q.subspaces(f)
+        return {"codebook": rng.standard_normal((s, q.K, q.D)).astype(np.float32),
+                "codes": rng.integers(0, q.K, (o, s), dtype=np.uint8),
+                "bias": rng.standard_normal(o).astype(np.float32)}
+    return {}
+
+
+def run_case(backend, layer: Layer, in_shape: tuple[int, ...], batch: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    params = make_params(layer, in_shape, rng)
+    x = rng.standard_normal((batch, *in_shape)).astype(np.float32)
+    kernel = backend.prepare(layer, params, in_shape)
+    assert kernel is not None, "the cffi backend implements every op"
+    if layer.quant is not None:
+        assert isinstance(kernel, StagedKernel)
+    y = kernel(x)
+    r = reference_kernel(layer, params)(x)
+    assert y.dtype == np.float32 and y.shape == r.shape
+    if layer.type != "softmax":  # softmax flattens, as the reference does
+        assert y.shape == (batch, *output_shape(layer, in_shape))
+    assert np.isfinite(y).all()
+    assert rel_err(y, r) <= RTOL, f"{layer}: relative error {rel_err(y, r):.3g}"
+
+
+def conv_cases() -> list[tuple[Layer, tuple[int, int, int], int, int]]:
+    """Seeded random conv geometries, float and quantized, plus fixed corner cases."""
+    rng = np.random.default_rng(1234)
+    cases = []
+    for i in range(28):
+        g = int(rng.integers(1, 5))
+        k = int(rng.integers(1, 12))
+        st = int(rng.integers(1, 5))
+        pad = int(rng.integers(0, 4))
+        cg = int(rng.integers(1, 11))
+        og = int(rng.integers(1, 11))
+        h = max(k - 2 * pad, 1) + int(rng.integers(0, 14))
+        w = max(k - 2 * pad, 1) + int(rng.integers(0, 19))
+        quant = None if i % 4 == 3 else Quant(int(rng.integers(1, 9)), int(rng.choice([2, 7, 16, 33, 128, 256])))
+        layer = Layer(f"conv{i}", "conv", out=g * og, kernel=k, stride=st, pad=pad, groups=g, quant=quant)
+        cases.append((layer, (g * cg, h, w), 1 if i % 2 else 3, i))
+    fixed = [
+        # AlexNet conv1-like: 3 channels, D = 8 > Cg, stride 4, 11x11, wide rows (two column segments)
+        (Layer("c1", "conv", out=10, kernel=11, stride=4, quant=Quant(8, 128)), (3, 63, 230), 1),
+        # conv2-like: groups, pad 2, D dividing Cg, output channels not a multiple of the tile
+        (Layer("c2", "conv", out=26, kernel=5, pad=2, groups=2, quant=Quant(8, 128)), (16, 13, 11), 3),
+        (Layer("c3", "conv", out=5, kernel=3, pad=1, quant=Quant(4, 16)), (11, 7, 9), 3),
+        (Layer("c4", "conv", out=3, kernel=1, quant=Quant(3, 5)), (7, 4, 6), 1),  # 1x1, no pad: direct table
+        (Layer("c5", "conv", out=4, kernel=2, stride=3, pad=3, groups=4, quant=Quant(1, 2)), (4, 5, 3), 3),
+        (Layer("f1", "conv", out=6, kernel=3, stride=2, pad=1, groups=3), (9, 10, 7), 3),
+    ]
+    cases += [(layer, shape, n, 100 + j) for j, (layer, shape, n) in enumerate(fixed)]
+    return cases
+
+
+@pytest.mark.parametrize("layer,in_shape,batch,seed", conv_cases(),
+                         ids=lambda v: v.name if isinstance(v, Layer) else None)
+def test_conv_matches_reference(backend, layer, in_shape, batch, seed):
+    run_case(backend, layer, in_shape, batch, seed)
+
+
+FC_CASES = [
+    # (in_shape, out, quant): K around the 16 / 32 register boundaries, D not dividing F, odd O
+    ((37,), 5, None),
+    ((4, 3, 3), 70, None),
+    ((37,), 5, Quant(4, 2)),
+    ((5, 3, 2), 130, Quant(4, 16)),
+    ((29,), 64, Quant(3, 17)),
+    ((2, 2, 8), 65, Quant(4, 32)),
+    ((50,), 200, Quant(7, 33)),
+    ((64,), 3, Quant(1, 256)),
+    ((9, 1, 1), 129, Quant(9, 128)),
+]
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("in_shape,out,quant", FC_CASES)
+def test_fc_matches_reference(backend, in_shape, out, quant, batch):
+    run_case(backend, Layer("fc", "fc", out=out, quant=quant), in_shape, batch, out)
+
+
+OTHER_CASES = [
+    (Layer("p1", "pool", kernel=3, stride=2), (4, 13, 13)),
+    (Layer("p2", "pool", kernel=3, stride=3), (2, 10, 11)),  # ceil rounding: last window clipped
+    (Layer("p3", "pool", kernel=2, stride=2, pad=1), (3, 8, 6)),
+    (Layer("p4", "pool", kernel=5, stride=1, pad=3), (2, 4, 9)),  # padded windows, clipped
+    (Layer("r", "relu"), (5, 6, 7)),
+    (Layer("r1", "relu"), (17,)),
+    (Layer("d", "dropout", ratio=0.5), (3, 4, 5)),
+    (Layer("n1", "lrn", size=5, alpha=1e-4, beta=0.75, k=1.0), (7, 6, 5)),
+    (Layer("n2", "lrn", size=3, alpha=0.3, beta=0.5, k=2.0), (2, 33, 1)),  # HW not a vector multiple
+    (Layer("n3", "lrn", size=7, alpha=1.0, beta=1.5, k=0.5), (9, 4, 4)),
+    (Layer("n4", "lrn", size=1, alpha=0.1, beta=0.75, k=1.0), (3, 5, 5)),
+    (Layer("s", "softmax"), (1000,)),
+    (Layer("s2", "softmax"), (3, 2, 2)),
+]
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("layer,in_shape", OTHER_CASES, ids=lambda v: v.name if isinstance(v, Layer) else None)
+def test_other_ops_match_reference(backend, layer, in_shape, batch):
+    run_case(backend, layer, in_shape, batch, 7)
+
+
+def test_pool_propagates_nan(backend):
+    layer = Layer("p", "pool", kernel=2, stride=2)
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    x[0, 0, 1, 1] = np.nan
+    y = backend.prepare(layer, {}, (1, 4, 4))(x)
+    assert np.isnan(y[0, 0, 0, 0]) and np.isfinite(y[0, 0, 1:]).all()
+
+
+@pytest.fixture(scope="module")
+def alexnet_inputs():
+    rng = np.random.default_rng(5)
+    return rng.uniform(-120, 140, (1, 3, 227, 227)).astype(np.float32)
+
+
+@pytest.mark.parametrize("quantized", [True, False], ids=["quantized", "float"])
+def test_alexnet_every_layer(backend, alexnet_inputs, quantized):
+    model = zoo.synthetic("alexnet", quantized=quantized)
+    ours = qcnn.compile(model, "cffi")
+    assert ours.fallbacks == []
+    expected = qcnn.compile(model, "reference").run(alexnet_inputs)
+    x = alexnet_inputs
+    for p in ours.layers:  # each layer on the reference's input, so errors cannot compound
+        y = p.kernel(x)
+        r = expected[p.layer.name]
+        assert y.shape == r.shape, p.layer.name
+        assert rel_err(y, r) <= RTOL, f"{p.layer.name}: relative error {rel_err(y, r):.3g}"
+        x = r
+
+
+def test_threads_do_not_change_results(backend, alexnet_inputs):
+    session = qcnn.compile(zoo.synthetic("alexnet"), "cffi")
+    x = np.concatenate([alexnet_inputs, alexnet_inputs[:, :, ::-1].copy()])
+    backend.set_threads(1)
+    one = session.run(x)
+    backend.set_threads(2)
+    assert backend.info()["threads"] == 2
+    two = session.run(x)
+    for name in one:
+        np.testing.assert_array_equal(one[name], two[name], err_msg=name)
+
+
+def test_info(backend):
+    info = backend.info()
+    assert info["simd"] in ("avx512", "avx2", "scalar")
+    assert info["blas"] and info["blas_version"]
+    assert info["threads"] >= 1
+
+
+# ---- argument checks: nothing malformed reaches the C code ----
+
+QCONV = Layer("qc", "conv", out=4, kernel=3, pad=1, quant=Quant(2, 8))
+QFC = Layer("qf", "fc", out=5, quant=Quant(2, 16))
+
+
+def _prepared(backend, layer, in_shape):
+    params = make_params(layer, in_shape, np.random.default_rng(0))
+    return backend.prepare(layer, params, in_shape), params
+
+
+@pytest.mark.parametrize("layer,in_shape", [(QCONV, (3, 5, 5)), (QFC, (6,)), (Layer("r", "relu"), (3, 5, 5)),
+                                            (Layer("p", "pool", kernel=2, stride=2), (3, 5, 5)),
+                                            (Layer("c", "conv", out=2, kernel=3), (3, 5, 5))],
+                         ids=["qconv", "qfc", "relu", "pool", "conv"])
+@pytest.mark.parametrize("bad", ["float64", "noncontig", "shape", "empty", "unbatched", "list"])
+def test_bad_inputs_rejected(backend, layer, in_shape, bad):
+    kernel, _ = _prepared(backend, layer, in_shape)
+    x = np.ones((2, *in_shape), np.float32)
+    bad_x = {"float64": x.astype(np.float64), "noncontig": np.ones((4, *in_shape), np.float32)[::2],
+             "shape": np.ones((2, *in_shape[:-1], in_shape[-1] + 1), np.float32),
+             "empty": np.ones((0, *in_shape), np.float32), "unbatched": x[0], "list": x.tolist()}[bad]
+    with pytest.raises(QcnnError) as err:
+        kernel(bad_x)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("change", ["codes_range", "codes_dtype", "codebook_shape", "bias_missing", "bias_f64"])
+@pytest.mark.parametrize("layer,in_shape", [(QCONV, (3, 5, 5)), (QFC, (6,))], ids=["qconv", "qfc"])
+def test_bad_params_rejected(backend, layer, in_shape, change):
+    params = make_params(layer, in_shape, np.random.default_rng(0))
+    if change == "codes_range":
+        params["codes"] = params["codes"].copy()
+        params["codes"].flat[-1] = layer.quant.K
+    elif change == "codes_dtype":
+        params["codes"] = params["codes"].astype(np.int32)
+    elif change == "codebook_shape":
+        params["codebook"] = params["codebook"][:, :-1]
+    elif change == "bias_missing":
+        del params["bias"]
+    else:
+        params["bias"] = params["bias"].astype(np.float64)
+    with pytest.raises(QcnnError) as err:
+        backend.prepare(layer, params, in_shape)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("layer,in_shape", [
+    (Layer("c", "conv", out=4, kernel=3, groups=2), (3, 5, 5)),   # channels do not split into groups
+    (Layer("c", "conv", out=4, kernel=7), (2, 5, 5)),             # kernel larger than the padded input
+    (Layer("c", "conv", out=4, kernel=3), (8,)),                  # conv on a flat input
+    (Layer("p", "pool", kernel=9, stride=1), (2, 5, 5)),
+    (Layer("n", "lrn", size=4), (6, 3, 3)),                       # even LRN window
+])
+def test_bad_geometry_rejected(backend, layer, in_shape):
+    with pytest.raises(QcnnError):
+        backend.prepare(layer, make_params(layer, in_shape, np.random.default_rng(0)) if layer.type == "conv"
+                        and len(in_shape) == 3 and in_shape[0] % layer.groups == 0 else {}, in_shape)
+
+
+@pytest.mark.parametrize("layer,in_shape", [(QCONV, (3, 5, 5)), (QFC, (6,))], ids=["qconv", "qfc"])
+def test_lookup_rejects_foreign_tables(backend, layer, in_shape):
+    kernel, _ = _prepared(backend, layer, in_shape)
+    other, _ = _prepared(backend, layer.__class__(**{**layer.__dict__, "out": 9}), in_shape)
+    x = np.ones((1, *in_shape), np.float32)
+    table = kernel.table(x)
+    np.testing.assert_array_equal(kernel.lookup(table), kernel(x))
+    with pytest.raises(QcnnError):
+        other.lookup(table) if layer.type == "conv" else kernel.lookup(table[:, :-1].copy())
+    with pytest.raises(QcnnError):
+        kernel.lookup(np.zeros(3, np.float32))
+    if layer.type == "conv":
+        table.data = table.data[:-1].copy()
+        with pytest.raises(QcnnError):
+            kernel.lookup(table)
+
+
+def test_set_threads_validates(backend):
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(QcnnError):
+            backend.set_threads(bad)
