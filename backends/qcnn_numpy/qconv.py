@@ -40,8 +40,8 @@ f32 = np.float32
 
 #: Target sizes in bytes of one accumulator block [O_block, L] (about L1) and of one
 #: gathered chunk [J_chunk, O_block, L] (about L2).
-BLOCK_BYTES = 32 << 10
-CHUNK_BYTES = 256 << 10
+BLOCK_BYTES = 64 << 10
+CHUNK_BYTES = 512 << 10
 
 
 class QConvGeometry:
