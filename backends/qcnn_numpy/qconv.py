@@ -19,7 +19,7 @@ of the flat table that starts at P Hs Ws + (u // st) Ws + v // st. An overlappin
 ``as_strided`` view V[t] = T_flat[t : t + L] turns every (o, u, v, s) into one row of V, so
     Y_ext[o] = sum_{u, v, s} V[start[(u, v, s), o]]                 [O, L]
 is a fancy-indexed row gather plus a reduction, done in cache-sized blocks of output
-channels and chunks of (u, v, s); then
+channels and groups of (u, v, s) that read the same part of the table; then
 y[n, o, i, j] = b[o] + Y_ext[o, i Ws + j] for j < Wo. Columns j >= Wo of Y_ext are junk
 (reads that wrapped into the next row) and are dropped.
 """
@@ -38,10 +38,10 @@ __all__ = ["QConvTable", "QConvLookup", "DenseQConv"]
 
 f32 = np.float32
 
-#: Target sizes in bytes of one accumulator block [O_block, L] (about L1) and of one
-#: gathered chunk [J_chunk, O_block, L] (about L2).
-BLOCK_BYTES = 64 << 10
+#: Target size in bytes of one gathered chunk [taps, O_block, L] (well within the L2 cache),
+#: and the most taps reduced in one step.
 CHUNK_BYTES = 512 << 10
+MAX_TAPS = 32
 
 
 class QConvGeometry:
@@ -101,14 +101,24 @@ class QConvLookup:
         code = np.asarray(codes).transpose(1, 2, 3, 0).astype(np.intp)  # [k, k, S, O]
         plane = ((((g * q.s + s) * q.kk + code) * st + u % st) * st + v % st)
         start = plane * q.plane + (u // st) * q.ws + v // st
-        starts = start.reshape(q.k * q.k * q.s, q.o)  # [J, O]: row of V for each (u, v, s) and o
-        jn = starts.shape[0]
-        ob = int(min(q.o, max(1, BLOCK_BYTES // (q.length * 4))))
-        jc = int(min(jn, max(1, CHUNK_BYTES // (ob * q.length * 4))))
-        #: per output block (o0, o1): the contiguous index arrays of its (u, v, s) chunks
-        self.blocks = [(o0, min(o0 + ob, q.o),
-                        [np.ascontiguousarray(starts[j:j + jc, o0:o0 + ob], np.intp) for j in range(0, jn, jc)])
-                       for o0 in range(0, q.o, ob)]
+        starts = start.reshape(q.k * q.k * q.s, q.o)  # [J, O]: row of V for each j = (u, v, s) and o
+        # Schedule. Taps of the same subspace s and stride phase (u % st, v % st) read rows
+        # of the same K planes, a compact part of the table; visiting the table one such
+        # part at a time keeps it in cache, while the accumulator [O, L] is revisited.
+        tap = np.arange(q.k)
+        groups = []
+        for sub in range(q.s):
+            for a in range(st):
+                for b in range(st):
+                    taps = (tap[tap % st == a][:, None] * q.k + tap[tap % st == b][None, :]).ravel()
+                    js = taps * q.s + sub
+                    groups += [js[i:i + MAX_TAPS] for i in range(0, js.size, MAX_TAPS)]
+        longest = max(len(js) for js in groups)
+        ob = int(min(q.o, max(1, CHUNK_BYTES // (longest * q.length * 4))))
+        #: (o0, o1, row index [taps, o1 - o0], first) in order; ``first`` steps initialise their block
+        self.steps = [(o0, min(o0 + ob, q.o), np.ascontiguousarray(starts[js, o0:o0 + ob], np.intp), i == 0)
+                      for i, js in enumerate(groups) for o0 in range(0, q.o, ob)]
+        self.ob = ob
 
     def __call__(self, table: np.ndarray) -> np.ndarray:
         q = self.geo
@@ -116,14 +126,16 @@ class QConvLookup:
         y = np.empty((n, q.o, q.ho, q.wo), f32)
         acc = np.empty((q.o, q.ho * q.ws), f32)
         run = acc[:, :q.length]
+        part = np.empty((self.ob, q.length), f32)
         for i in range(n):
             flat = table[i].reshape(-1)
             rows = as_strided(flat, shape=(flat.size - q.length + 1, q.length), strides=(4, 4), writeable=False)
-            for o0, o1, chunks in self.blocks:
-                out = run[o0:o1]
-                np.add.reduce(rows[chunks[0]], axis=0, out=out)
-                for idx in chunks[1:]:
-                    out += np.add.reduce(rows[idx], axis=0)
+            for o0, o1, idx, first in self.steps:
+                if first:
+                    np.add.reduce(rows[idx], axis=0, out=run[o0:o1])
+                else:
+                    np.add.reduce(rows[idx], axis=0, out=part[:o1 - o0])
+                    run[o0:o1] += part[:o1 - o0]
             np.add(acc.reshape(q.o, q.ho, q.ws)[:, :, :q.wo], self.bias, out=y[i])
         return y
 
