@@ -17,7 +17,7 @@ from ..errors import QcnnError
 __all__ = ["main", "COMMANDS"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("convert", "info", "run", "classify", "backends", "bench", "quantize")
+COMMANDS = ("convert", "info", "run", "classify", "backends", "bench", "quantize", "import")
 
 
 def build_parser() -> argparse.ArgumentParser:
