@@ -3,13 +3,15 @@
 Table: the input is zero-padded and split into st x st stride phases, xq [N, C, Hq, P, Wq]
 (P = st^2, Hq = ceil((H + 2p) / st)); then per (sample, group g, subspace s, row i) one SGEMM gives
     T[n, g, s, i] [K, P Wq] = codebook[s][:, :dv] @ xq[n, g Cg + s D : g Cg + s D + dv, i],
-with dv = min(D, Cg - s D), so T is [N, G, S, Hq, K, P, Wq]. Look-up:
+with dv = min(D, Cg - s D), so T is [N, G, S, Hq, K, P, Wq] (long rows use explicit SIMD
+FMAs instead of SGEMM, see :data:`TABLE_SIMD`). Look-up:
     y[n, o, i, j] = b[o] + sum_{u, v, s} T[n, g, s, i + u // st, A[o,u,v,s], phase(u, v), j + v // st],
 phase(u, v) = (u % st) st + v % st, as contiguous vector adds along j (see ``csrc/qc_qconv.c``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,6 +21,7 @@ from qcnn.backend import StagedKernel
 from qcnn.errors import QcnnError
 from qcnn.spec import Layer
 
+from ._buffers import BufferCache
 from ._checks import check_batch, f32, int32_dims, ptr, tensor
 from ._ext import ffi, lib
 from .float_ops import conv_geometry
@@ -34,6 +37,11 @@ class ConvTable:
     n: int
     owner: object
 
+
+#: Table building: OpenBLAS SGEMM per (subspace, row); with 1 (default) rows of at least 8
+#: vectors (AlexNet conv1's 16 stride phases) use explicit SIMD FMAs instead, which beat
+#: OpenBLAS' small-matrix path there 3-4x. ``QCNN_CFFI_TABLE=blas`` forces SGEMM everywhere.
+TABLE_SIMD = 0 if os.environ.get("QCNN_CFFI_TABLE", "simd").lower() == "blas" else 1
 
 #: Bytes of table rows one tap group may touch: about two thirds of a 48 KB L1 data cache.
 L1_BUDGET = 32 * 1024
@@ -109,6 +117,11 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
     owner = object()
     direct = st == 1 and pad == 0  # x is already its own padded, single-phase layout
 
+    def zero_slack(buf: np.ndarray) -> None:
+        buf[buf.size - slack:] = 0.0
+
+    tables = BufferCache(zero_slack)
+
     def table(x: np.ndarray) -> ConvTable:
         n = check_batch(x, in_shape, layer.name)
         if direct:
@@ -116,9 +129,8 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
         else:
             xq = np.empty((n, c, hq, p_, wq), f32)
             lib.qc_pad_phase(ptr(ffi, x), n, c, h, w, pad, st, hq, wq, ptr(ffi, xq))
-        data = np.empty(n * tsize + slack, f32)
-        data[n * tsize:] = 0.0
-        lib.qc_qconv_table(ptr(ffi, xq), n, c, groups, p_, hq, wq, ptrs["cb"], s, kk, d, ptr(ffi, data))
+        data = tables.get(n * tsize + slack)
+        lib.qc_qconv_table(ptr(ffi, xq), n, c, groups, p_, hq, wq, ptrs["cb"], s, kk, d, TABLE_SIMD, ptr(ffi, data))
         return ConvTable(data, n, owner)
 
     def lookup(t: ConvTable) -> np.ndarray:

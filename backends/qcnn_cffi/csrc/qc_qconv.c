@@ -13,6 +13,7 @@
  * holds R output channels x V vectors of the row while a group's taps stream through; partial
  * sums wait in a small accumulator buffer between groups. Per-(o, tap) offsets are precomputed.
  */
+#include <math.h>
 #include <string.h>
 #include "qc_internal.h"
 
@@ -62,11 +63,48 @@ void qc_pad_phase(const float *x, int64_t N, int64_t C, int64_t H, int64_t W, in
     }
 }
 
-/* For n, g, s and every row i < Hq: T[n,g,s,i] [K, P*Wq] = cb[s][:, :dv] [K, dv] x xq[n, g*Cg + s*D + d, i] */
+/* For n, g, s and every row i < Hq: T[n,g,s,i] [K, P*Wq] = cb[s][:, :dv] [K, dv] x xq[n, g*Cg + s*D + d, i].
+ * SGEMM per (n, g, s, row), or, for long rows (P*Wq >= 8 vectors, e.g. AlexNet conv1 with its 16
+ * stride phases) where OpenBLAS' small-matrix path is slow, explicit FMAs vectorised along the row
+ * (each output vector is dv FMAs of broadcast codeword entries with the input rows held in L1). */
+static void table_rows_simd(const float *b, int64_t chan, int64_t Hq, int64_t pw, const float *cb, int64_t K,
+                            int64_t D, int64_t dv, float *t) {
+    int64_t rowsz = K * pw, nfull = pw / VL * VL;
+    for (int64_t i = 0; i < Hq; ++i) {
+        const float *xi = b + i * pw;
+        float *ti = t + i * rowsz;
+        for (int64_t k = 0; k < K; ++k) {
+            const float *c = cb + k * D;
+            float *out = ti + k * pw;
+            int64_t j = 0;
+            for (; j < nfull; j += VL) {
+                vf acc = vmul(vset1(c[0]), vload(xi + j));
+                for (int64_t d = 1; d < dv; ++d) acc = vfmadd(vset1(c[d]), vload(xi + d * chan + j), acc);
+                vstore(out + j, acc);
+            }
+            for (; j < pw; ++j) {
+                float acc = c[0] * xi[j];
+                for (int64_t d = 1; d < dv; ++d) acc = fmaf(c[d], xi[d * chan + j], acc);
+                out[j] = acc;
+            }
+        }
+    }
+}
+
 void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P, int64_t Hq, int64_t Wq,
-                    const float *cb, int64_t S, int64_t K, int64_t D, float *T) {
+                    const float *cb, int64_t S, int64_t K, int64_t D, int simd, float *T) {
     int64_t Cg = C / G, pw = P * Wq, chan = Hq * pw, rowsz = K * pw;
     int64_t jobs = N * G * S;
+    if (simd && pw >= 8 * VL) {
+        int nth = qc_nthreads;
+#pragma omp parallel for num_threads(nth) if (nth > 1 && jobs > 1) schedule(static)
+        for (int64_t job = 0; job < jobs; ++job) {
+            int64_t s = job % S, g = (job / S) % G, n = job / (S * G);
+            table_rows_simd(xq + (n * C + g * Cg + s * D) * chan, chan, Hq, pw, cb + s * K * D, K, D,
+                            qc_min64(D, Cg - s * D), T + job * Hq * rowsz);
+        }
+        return;
+    }
     for (int64_t job = 0; job < jobs; ++job) {
         int64_t s = job % S, g = (job / S) % G, n = job / (S * G);
         int64_t dv = qc_min64(D, Cg - s * D);

@@ -45,11 +45,11 @@ void qc_softmax(const float *x, int64_t N, int64_t F, float *y);
  * (0 outside the padded image). */
 void qc_pad_phase(const float *x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t st,
                   int64_t Hq, int64_t Wq, float *xq);
-/* Table T [N, G, S, Hq, K, P, Wq]: for n, g, s, row i one SGEMM
+/* Table T [N, G, S, Hq, K, P, Wq]: for n, g, s and row i
  * T[n,g,s,i] [K, P*Wq] = cb[s][:, :dv] [K, dv] x xq[n, g*Cg + s*D : +dv, i] [dv, P*Wq],
- * dv = min(D, Cg - s*D); cb [S, K, D]. */
+ * dv = min(D, Cg - s*D); cb [S, K, D]. simd = 0: one SGEMM per row; 1: explicit SIMD FMAs for long rows. */
 void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P, int64_t Hq, int64_t Wq,
-                    const float *cb, int64_t S, int64_t K, int64_t D, float *T);
+                    const float *cb, int64_t S, int64_t K, int64_t D, int simd, float *T);
 /* Look-up: for each tile of R output channels (R = qc_conv_r()), output row i and column j < Wo:
  * y[n, o_r, i, j] = bias_t[tile, r] + sum_t T[n*tsize + group(tile)*gsize + offs[tile, t, r] + i*rowstride + j],
  * the taps t summed group by group (taps gstart[g] .. gstart[g+1]-1, in order), for r < rcount(tile).
