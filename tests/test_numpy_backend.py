@@ -227,6 +227,30 @@ def test_outputs_are_fresh_arrays(backend):
         assert np.array_equal(first, keep)
 
 
+def test_alternating_batch_sizes(backend):
+    """Kept buffers (zero/-inf borders included) stay right when the batch size changes back and forth."""
+    rng = np.random.default_rng(11)
+    c, h, w = 6, 11, 9
+    cases = []
+    for quantized in (False, True):
+        layer, params, _ = _conv_case((1, c, h, w, 4, 3, 2, 2, 2, 4, 8), quantized, rng)
+        if quantized:
+            cases.append((layer, params, lambda x, p=params: ref.qconv(x, p["codebook"], p["codes"], p["bias"], 2, 2, 2)))
+        else:
+            cases.append((layer, params, lambda x, p=params: ref.conv(x, p["weight"], p["bias"], 2, 2, 2)))
+    cases.append((Layer(name="p", type="pool", kernel=3, stride=2, pad=1), {}, lambda x: ref.max_pool(x, 3, 2, 1)))
+    cases.append((Layer(name="n", type="lrn", size=5, alpha=1.0, beta=0.75, k=2.0), {}, lambda x: ref.lrn(x, 5, 1.0, 0.75, 2.0)))
+    fcq = {"codebook": rng.standard_normal((19, 4, 32), dtype=np.float32),
+           "codes": rng.integers(0, 4, (40, 19), dtype=np.uint8), "bias": np.zeros(40, np.float32)}
+    cases.append((Layer(name="f", type="fc", out=40, quant=Quant(32, 4)), fcq,
+                  lambda x: ref.qfc(x, fcq["codebook"], fcq["codes"], fcq["bias"])))
+    for layer, params, want in cases:
+        kernel = backend.prepare(layer, params, (c, h, w))
+        for n in (1, 3, 1, 2):
+            x = batch(rng, n, (c, h, w))
+            assert rel(kernel(x), want(x)) <= TOL, (layer.name, n)
+
+
 @pytest.mark.parametrize("quantized", [True, False], ids=["quantized", "float"])
 def test_synthetic_alexnet_per_layer(quantized):
     """Each layer of the synthetic AlexNet, fed the reference's own input, matches the reference."""

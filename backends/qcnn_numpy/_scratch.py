@@ -16,7 +16,7 @@ __all__ = ["Scratch"]
 
 
 class Scratch:
-    """Per-thread work buffers of one kernel, keyed by (name, shape)."""
+    """Per-thread work buffers of one kernel, by name; a new shape (batch size) replaces the old buffer."""
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -28,10 +28,9 @@ class Scratch:
         Callers that ask for a ``fill`` must only ever write the part they overwrite on
         every call (e.g. the interior of a zero-padded image), so the fill survives.
         """
-        bufs: dict = self._local.__dict__.setdefault("bufs", {})
-        key = (name, shape)
-        buf = bufs.get(key)
-        if buf is None:
+        bufs: dict[str, np.ndarray] = self._local.__dict__.setdefault("bufs", {})
+        buf = bufs.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
             buf = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
-            bufs[key] = buf
+            bufs[name] = buf
         return buf
