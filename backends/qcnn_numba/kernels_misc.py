@@ -1,0 +1,120 @@
+"""Max pool, ReLU, LRN, dropout and softmax as parallel numba loops (NCHW float32).
+
+* pool: Ho = ceil((H + 2p - k) / st) + 1; window i covers rows [i st - p, i st - p + k)
+  clipped to [0, H) (padding never wins). Computed separably: a vertical max into one row
+  buffer (contiguous, vectorised), then the horizontal max.
+* LRN: y_c = x_c (k + alpha/n sum_{|c'-c| <= r} x_{c'}^2)^(-beta), channels outside [0, C)
+  count 0. The power is sqrt-based for beta in {0.5, 0.75, 1} (vectorisable, within an ulp
+  of exp(-beta ln s)), exp/log otherwise.
+* softmax: exp(x - max) / sum, per row.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["max_pool", "relu", "lrn", "copy", "softmax"]
+
+
+@njit(cache=True, parallel=True)
+def max_pool(x: np.ndarray, k: int, st: int, pad: int, out: np.ndarray) -> None:
+    """x [N, C, H, W] -> out [N, C, Ho, Wo]."""
+    n_img, ch, h, w = x.shape
+    ho, wo = out.shape[2], out.shape[3]
+    for job in prange(n_img * ch):
+        n = job // ch
+        c = job % ch
+        vmax = np.empty(w, np.float32)
+        for i in range(ho):
+            r0 = max(i * st - pad, 0)
+            r1 = min(i * st - pad + k, h)
+            for j in range(w):
+                vmax[j] = -np.inf
+            for r in range(r0, r1):
+                src = x[n, c, r]
+                for j in range(w):
+                    vmax[j] = max(vmax[j], src[j])
+            for j in range(wo):
+                c0 = max(j * st - pad, 0)
+                c1 = min(j * st - pad + k, w)
+                m = np.float32(-np.inf)
+                for q in range(c0, c1):
+                    m = max(m, vmax[q])
+                out[n, c, i, j] = m
+
+
+@njit(cache=True, parallel=True)
+def relu(x: np.ndarray, out: np.ndarray) -> None:
+    """out = max(0, x), flat arrays (NaN passes through)."""
+    size = x.shape[0]
+    chunk = 16384
+    for b in prange((size + chunk - 1) // chunk):
+        for i in range(b * chunk, min(size, (b + 1) * chunk)):
+            v = x[i]
+            out[i] = np.float32(0.0) if v < 0 else v
+
+
+@njit(cache=True, parallel=True)
+def copy(x: np.ndarray, out: np.ndarray) -> None:
+    """out = x, flat arrays (test-time dropout)."""
+    size = x.shape[0]
+    chunk = 65536
+    for b in prange((size + chunk - 1) // chunk):
+        for i in range(b * chunk, min(size, (b + 1) * chunk)):
+            out[i] = x[i]
+
+
+@njit(cache=True, parallel=True)
+def lrn(x: np.ndarray, size: int, alpha_n: float, beta: float, kk: float, out: np.ndarray) -> None:
+    """x [N, C, L] -> out [N, C, L]; alpha_n = alpha / size (float32 math)."""
+    n_img, ch, length = x.shape
+    r = (size - 1) // 2
+    a32 = np.float32(alpha_n)
+    k32 = np.float32(kk)
+    mode = 0 if beta == 0.75 else (1 if beta == 0.5 else (2 if beta == 1.0 else 3))
+    nb32 = np.float32(-beta)
+    for job in prange(n_img * ch):
+        n = job // ch
+        c = job % ch
+        acc = np.zeros(length, np.float32)
+        for cc in range(max(c - r, 0), min(c + r + 1, ch)):
+            src = x[n, cc]
+            for j in range(length):
+                acc[j] += src[j] * src[j]
+        src = x[n, c]
+        dst = out[n, c]
+        if mode == 0:
+            for j in range(length):
+                s = k32 + a32 * acc[j]
+                q = np.sqrt(s)
+                dst[j] = src[j] / (q * np.sqrt(q))
+        elif mode == 1:
+            for j in range(length):
+                dst[j] = src[j] / np.sqrt(k32 + a32 * acc[j])
+        elif mode == 2:
+            for j in range(length):
+                dst[j] = src[j] / (k32 + a32 * acc[j])
+        else:
+            for j in range(length):
+                dst[j] = src[j] * np.float32(math.exp(nb32 * math.log(k32 + a32 * acc[j])))
+
+
+@njit(cache=True)
+def softmax(x: np.ndarray, out: np.ndarray) -> None:
+    """x [N, M] -> out [N, M] = exp(x - max) / sum exp(x - max), per row."""
+    for n in range(x.shape[0]):
+        row = x[n]
+        m = row[0]
+        for j in range(row.shape[0]):
+            m = max(m, row[j])
+        total = 0.0
+        for j in range(row.shape[0]):
+            e = np.float32(math.exp(row[j] - m))
+            out[n, j] = e
+            total += e
+        inv = np.float32(total)
+        for j in range(row.shape[0]):
+            out[n, j] = out[n, j] / inv

@@ -1,0 +1,236 @@
+"""Quantized convolution kernels: LUT planes and look-up accumulation vectorised over space.
+
+Layout. The padded input (Hp = H + 2p, Wp = W + 2p) is split into P = st * st stride
+phases of Hq x Wq pixels, Hq = ceil(Hp / st), Wq = ceil(Wp / st):
+
+    xph[n, c, (a % st) st + (b % st), (a // st) Wq + b // st] = xpad[n, c, a, b]
+
+(for st = 1 this is just the zero-padded input), stored flat with 16 floats of slack.
+Tables are planes over that layout, T [N, G, S, K, PS] with PS = P Hq Wq rounded up to
+whole 16-float vectors:
+
+    T[n, g, s, k, ph, :] = sum_{d < D, sD + d < Cg} cb[s, k, d] xph[n, g Cg + sD + d, ph, :]
+
+Tap (u, v) reads phase ph = (u % st) st + v % st at offset (u // st) Wq + v // st, so an
+output row band i0..i0+R of channel o is a flat, contiguous sum
+
+    acc[0:L] += T[n, g, s, A[o, u, v, s], ph][i0 Wq + off : i0 Wq + off + L],  L = (R - 1) Wq + Wo
+
+(columns Wo..Wq of each row are computed and dropped): plain 16-float vector adds
+(``simd.window_add*``), no gathers; four taps are summed before each accumulator update.
+Each output's sum runs in a fixed order (bias; subspace; phase; its taps in fours), the
+same in the staged and the tiled kernels and for any thread count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .simd import (dot1, dot1_acc, dot2, dot2_acc, dot3, dot3_acc, dot4, dot4_acc, dot5, dot5_acc, dot6,
+                   dot6_acc, dot7, dot7_acc, dot8, dot8_acc, window_add1, window_add2, window_add4)
+
+__all__ = ["phase_split", "qconv_table", "qconv_lookup", "qconv_fused"]
+
+_CHUNK = 32  # vectors (512 floats) of table positions per pass: the input rows stay in L1
+_KBLOCK = 16  # codewords per table job
+
+
+@njit(cache=True, parallel=True)
+def phase_split(x: np.ndarray, pad: int, st: int, hq: int, wq: int, out: np.ndarray) -> None:
+    """x [N, C, H, W] -> out [N, C, st*st, hq*wq] (out zeroed by the caller: padding stays 0)."""
+    n_img, ch, h, w = x.shape
+    for job in prange(n_img * ch):
+        n = job // ch
+        c = job % ch
+        for i in range(h):
+            a = i + pad
+            for pv in range(st):
+                ph = (a % st) * st + pv
+                row = (a // st) * wq
+                j0 = (pv - pad) % st  # columns j with (j + pad) % st == pv
+                for j in range(j0, w, st):
+                    out[n, c, ph, row + (j + pad) // st] = x[n, c, i, j]
+
+
+@njit(cache=True, inline="always")
+def _dot(out: np.ndarray, oo: int, xf: np.ndarray, xo: int, rs: int, wf: np.ndarray, wo: int, deff: int,
+         nvec: int) -> None:
+    """out[oo:oo + 16 nvec] = sum_{r < deff} wf[wo + r] xf[xo + r rs:][:16 nvec], 8 rows per pass."""
+    d = 0
+    while d < deff:
+        r = min(8, deff - d)
+        x0, w0 = xo + d * rs, wo + d
+        if d == 0:
+            if r == 8:
+                dot8(out, oo, xf, x0, rs, wf, w0, nvec)
+            elif r == 7:
+                dot7(out, oo, xf, x0, rs, wf, w0, nvec)
+            elif r == 6:
+                dot6(out, oo, xf, x0, rs, wf, w0, nvec)
+            elif r == 5:
+                dot5(out, oo, xf, x0, rs, wf, w0, nvec)
+            elif r == 4:
+                dot4(out, oo, xf, x0, rs, wf, w0, nvec)
+            elif r == 3:
+                dot3(out, oo, xf, x0, rs, wf, w0, nvec)
+            elif r == 2:
+                dot2(out, oo, xf, x0, rs, wf, w0, nvec)
+            else:
+                dot1(out, oo, xf, x0, rs, wf, w0, nvec)
+        else:
+            if r == 8:
+                dot8_acc(out, oo, xf, x0, rs, wf, w0, nvec)
+            elif r == 7:
+                dot7_acc(out, oo, xf, x0, rs, wf, w0, nvec)
+            elif r == 6:
+                dot6_acc(out, oo, xf, x0, rs, wf, w0, nvec)
+            elif r == 5:
+                dot5_acc(out, oo, xf, x0, rs, wf, w0, nvec)
+            elif r == 4:
+                dot4_acc(out, oo, xf, x0, rs, wf, w0, nvec)
+            elif r == 3:
+                dot3_acc(out, oo, xf, x0, rs, wf, w0, nvec)
+            elif r == 2:
+                dot2_acc(out, oo, xf, x0, rs, wf, w0, nvec)
+            else:
+                dot1_acc(out, oo, xf, x0, rs, wf, w0, nvec)
+        d += 8
+
+
+@njit(cache=True, parallel=True)
+def qconv_table(xf: np.ndarray, dims: np.ndarray, cb: np.ndarray, out: np.ndarray) -> None:
+    """The whole LUT: xf = xph flat [N, C, P Hq Wq] + slack; dims = (N, C, G, P Hq Wq, PS);
+    cb [S, K, D] -> out flat [N, G, S, K, PS] + slack.
+
+    Jobs are (image, group, subspace, block of 16 codewords); each walks the positions in
+    chunks of 512 whose input rows stay in L1 while every codeword of the block is applied.
+    """
+    n_img, ch, groups, plen, pstride = dims[0], dims[1], dims[2], dims[3], dims[4]
+    nsub, ncode, dim = cb.shape
+    cg = ch // groups
+    nkb = (ncode + _KBLOCK - 1) // _KBLOCK
+    wf = cb.ravel()
+    for job in prange(n_img * groups * nsub * nkb):
+        kb = job % nkb
+        r = job // nkb
+        s = r % nsub
+        r = r // nsub
+        g = r % groups
+        n = r // groups
+        c0 = g * cg + s * dim
+        deff = min(dim, cg - s * dim)
+        nvec_all = (plen + 15) // 16
+        for v0 in range(0, nvec_all, _CHUNK):
+            nvec = min(_CHUNK, nvec_all - v0)
+            for k in range(kb * _KBLOCK, min(ncode, (kb + 1) * _KBLOCK)):
+                plane = (((n * groups + g) * nsub + s) * ncode + k) * pstride
+                _dot(out, plane + 16 * v0, xf, (n * ch + c0) * plen + 16 * v0, plen, wf, (s * ncode + k) * dim,
+                     deff, nvec)
+
+
+@njit(cache=True, inline="always")
+def _accumulate(acc: np.ndarray, a0: int, tab: np.ndarray, cs: np.ndarray, t0: int, t1: int,
+                pbase: int, pstride: int, tap_off: np.ndarray, nvec: int) -> None:
+    """acc[a0:][:16 nvec] += the windows of taps t0..t1 (plane cs[t] at pbase + cs[t] pstride + tap_off[t]),
+    four at a time, then a pair, then one."""
+    t = t0
+    while t + 4 <= t1:
+        window_add4(acc, a0, tab, pbase + cs[t] * pstride + tap_off[t], pbase + cs[t + 1] * pstride + tap_off[t + 1],
+                    pbase + cs[t + 2] * pstride + tap_off[t + 2], pbase + cs[t + 3] * pstride + tap_off[t + 3], nvec)
+        t += 4
+    if t + 2 <= t1:
+        window_add2(acc, a0, tab, pbase + cs[t] * pstride + tap_off[t],
+                    pbase + cs[t + 1] * pstride + tap_off[t + 1], nvec)
+        t += 2
+    if t < t1:
+        window_add1(acc, a0, tab, pbase + cs[t] * pstride + tap_off[t], nvec)
+
+
+@njit(cache=True, parallel=True)
+def qconv_lookup(tf: np.ndarray, dims: np.ndarray, codes: np.ndarray, tap_off: np.ndarray,
+                 ph_start: np.ndarray, bias: np.ndarray, block: int, band: int, out: np.ndarray) -> None:
+    """Sum the table planes the codes pick.
+
+    tf: the flat table [N, G, S, K, PS] + slack; dims = (N, G, S, K, P, Hq Wq, Wq, PS);
+    codes [O, S, T] uint8 with the k*k taps sorted by phase; tap_off [T] = (u//st) Wq + v//st;
+    ph_start [P + 1]: taps of phase ph are ph_start[ph]..ph_start[ph+1]; bias [O];
+    out [N, O, Ho, Wo]. Jobs are (image, group, block of ``block`` outputs); each job
+    walks output row bands of ``band`` rows with accumulators acc [block, pitch].
+    """
+    groups, nsub, ncode, nph, hw, wq, pstride = dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7]
+    n_img, n_out, ho, wo = out.shape
+    og = n_out // groups
+    nblk = (og + block - 1) // block
+    pitch = ((band * wq + 15) // 16) * 16 + 16  # accumulator row: whole vectors plus slack
+    for job in prange(n_img * groups * nblk):
+        blk = job % nblk
+        g = (job // nblk) % groups
+        n = job // (nblk * groups)
+        o0 = g * og + blk * block
+        nb = min(block, (g + 1) * og - o0)
+        acc = np.empty(nb * pitch, np.float32)
+        for i0 in range(0, ho, band):
+            rows = min(band, ho - i0)
+            nvec = ((rows - 1) * wq + wo + 15) // 16
+            for oo in range(nb):
+                acc[oo * pitch:(oo + 1) * pitch] = bias[o0 + oo]
+            for s in range(nsub):
+                sbase = ((n * groups + g) * nsub + s) * ncode * pstride
+                for ph in range(nph):
+                    for oo in range(nb):
+                        _accumulate(acc, oo * pitch, tf, codes[o0 + oo, s], ph_start[ph], ph_start[ph + 1],
+                                    sbase + ph * hw + i0 * wq, pstride, tap_off, nvec)
+            for oo in range(nb):
+                for i in range(rows):
+                    out[n, o0 + oo, i0 + i, :] = acc[oo * pitch + i * wq:oo * pitch + i * wq + wo]
+
+
+@njit(cache=True, parallel=True)
+def qconv_fused(xf: np.ndarray, dims: np.ndarray, cb: np.ndarray, codes: np.ndarray, tap_off: np.ndarray,
+                ph_start: np.ndarray, bias: np.ndarray, block: int, band: int, out: np.ndarray) -> None:
+    """Quantized conv with the LUT built in cache-sized tiles and consumed at once.
+
+    The same sums in the same order as ``qconv_table`` then ``qconv_lookup`` (bit-identical
+    results), but the table of one (subspace, phase, output row band), a tile
+    [K, band + qmax, Wq], is built right before the look-ups that read it, so it is read
+    from L2 rather than memory. xf = xph flat [N, C, P, Hq Wq] + slack;
+    dims = (N, C, G, P, Hq, Wq, qmax); the rest as in :func:`qconv_lookup`.
+    """
+    ch, groups, nph, hq, wq, qmax = dims[1], dims[2], dims[3], dims[4], dims[5], dims[6]
+    hw = hq * wq
+    nsub, ncode, dim = cb.shape
+    wf = cb.ravel()
+    cg = ch // groups
+    n_img, n_out, ho, wo = out.shape
+    og = n_out // groups
+    nblk = (og + block - 1) // block
+    pitch = ((band * wq + 15) // 16) * 16 + 16
+    tstride = (((band + qmax) * wq + 15) // 16) * 16
+    for job in prange(n_img * groups * nblk):
+        blk = job % nblk
+        g = (job // nblk) % groups
+        n = job // (nblk * groups)
+        o0 = g * og + blk * block
+        nb = min(block, (g + 1) * og - o0)
+        acc = np.empty(nb * pitch, np.float32)
+        tile = np.empty(ncode * tstride + 16, np.float32)
+        for i0 in range(0, ho, band):
+            rows = min(band, ho - i0)
+            nvec = ((rows - 1) * wq + wo + 15) // 16
+            tvec = (min(rows + qmax, hq - i0) * wq + 15) // 16
+            for oo in range(nb):
+                acc[oo * pitch:(oo + 1) * pitch] = bias[o0 + oo]
+            for s in range(nsub):
+                c0 = g * cg + s * dim
+                deff = min(dim, cg - s * dim)
+                for ph in range(nph):
+                    xo = ((n * ch + c0) * nph + ph) * hw + i0 * wq
+                    for k in range(ncode):
+                        _dot(tile, k * tstride, xf, xo, nph * hw, wf, (s * ncode + k) * dim, deff, tvec)
+                    for oo in range(nb):
+                        _accumulate(acc, oo * pitch, tile, codes[o0 + oo, s], ph_start[ph], ph_start[ph + 1],
+                                    0, tstride, tap_off, nvec)
+            for oo in range(nb):
+                for i in range(rows):
+                    out[n, o0 + oo, i0 + i, :] = acc[oo * pitch + i * wq:oo * pitch + i * wq + wo]

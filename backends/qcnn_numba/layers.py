@@ -1,0 +1,293 @@
+"""Prepared layers: weights re-laid out once, then a kernel callable per layer.
+
+Every ``make_*`` function takes the layer's hyper-parameters, its tensors and the input
+shape (no batch axis) and returns a kernel ``x [N, *in_shape] float32 -> y [N, *out_shape]``.
+Quantized layers return :class:`qcnn.StagedKernel` (table building, then look-up).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from qcnn.backend import StagedKernel
+from qcnn.spec import Layer
+
+from . import kernels_conv as kc
+from . import kernels_misc as km
+from . import kernels_qconv as kq
+from . import kernels_qfc as kf
+from .simd import HAS_AVX512
+
+__all__ = ["make_kernel", "conv_band", "TiledStagedKernel"]
+
+f32 = np.float32
+Kernel = Callable[[np.ndarray], np.ndarray]
+
+#: Bytes of L2 a look-up job may fill with its accumulators plus one (s, phase) table slice.
+L2_BUDGET = 1_400_000
+_SLACK = 16  # floats after a conv table: the look-up reads whole 16-float vectors
+
+
+def _c32(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x, dtype=f32)
+
+
+def make_kernel(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...],
+                threads: Callable[[], int]) -> Kernel:
+    """The numba kernel of ``layer`` (every op is supported)."""
+    op = layer.op
+    if op == "conv":
+        return _conv(layer, params, in_shape)
+    if op == "qconv":
+        return _qconv(layer, params, in_shape, threads)
+    if op == "fc":
+        return _fc(params)
+    if op == "qfc":
+        return _qfc(params, in_shape)
+    if op == "pool":
+        return _pool(layer, in_shape)
+    if op == "relu":
+        return _elementwise(km.relu)
+    if op == "dropout":
+        return _elementwise(km.copy)
+    if op == "lrn":
+        return _lrn(layer)
+    if op == "softmax":
+        return _softmax
+    raise ValueError(f"numba backend: no kernel for op {op!r}")  # unreachable: specs are validated
+
+
+def _out_size(size: int, k: int, st: int, pad: int) -> int:
+    return (size + 2 * pad - k) // st + 1
+
+
+# ---------------------------------------------------------------------------------------- float
+
+def _conv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...]) -> Kernel:
+    """im2col (numba) + one SGEMM per group (BLAS): y_g [O/G, Ho Wo] = W_g [O/G, Cg k k] @ cols_g."""
+    c, h, w = in_shape
+    k, st, pad, groups = layer.kernel, layer.stride, layer.pad, layer.groups
+    weight = _c32(params["weight"])
+    n_out = weight.shape[0]
+    og, cg = n_out // groups, c // groups
+    wmat = weight.reshape(groups, og, cg * k * k)
+    bias = _c32(params["bias"])
+    ho, wo = _out_size(h, k, st, pad), _out_size(w, k, st, pad)
+    direct = k == 1 and st == 1 and pad == 0
+
+    def kernel(x: np.ndarray) -> np.ndarray:
+        x = _c32(x)
+        n = x.shape[0]
+        y = np.empty((n, n_out, ho * wo), f32)
+        cols = None if direct else np.empty((c * k * k, ho * wo), f32)
+        for i in range(n):
+            if direct:
+                src = x[i].reshape(c, ho * wo)
+            else:
+                kc.im2col(x[i], k, st, pad, ho, wo, cols)
+                src = cols
+            for g in range(groups):
+                np.matmul(wmat[g], src[g * cg * k * k:(g + 1) * cg * k * k], out=y[i, g * og:(g + 1) * og])
+        kc.add_bias_planes(y, bias)
+        return y.reshape(n, n_out, ho, wo)
+
+    return kernel
+
+
+def _fc(params: Mapping[str, np.ndarray]) -> Kernel:
+    """y [N, O] = x [N, F] @ W^T + b (SGEMM in BLAS, bias in numba)."""
+    weight = _c32(params["weight"])
+    bias = _c32(params["bias"])
+
+    def kernel(x: np.ndarray) -> np.ndarray:
+        x2 = _c32(x).reshape(x.shape[0], -1)
+        y = np.empty((x2.shape[0], weight.shape[0]), f32)
+        np.matmul(x2, weight.T, out=y)
+        kc.add_bias_rows(y, bias)
+        return y
+
+    return kernel
+
+
+# ------------------------------------------------------------------------------------ quantized
+
+@dataclass
+class TiledStagedKernel(StagedKernel):
+    """A quantized conv whose ``__call__`` runs the cache-tiled path.
+
+    ``table``/``lookup`` are the paper's two stages with the whole LUT materialised
+    (for per-stage timers); ``__call__`` computes the same sums in the same order, bit for
+    bit, but builds the LUT one (subspace, phase, row band) tile at a time, right before
+    the look-ups that read it, so the table never leaves L2.
+    """
+
+    fused: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.fused(x) if self.fused is not None else self.lookup(self.table(x))
+
+
+def conv_band(block: int, ncode: int, ho: int, wq: int, qmax: int) -> int:
+    """Output rows per band so that a job's accumulators [block, band Wq] plus one table slice
+    [K, band + qmax, Wq] fit :data:`L2_BUDGET` (at least 1 row)."""
+    per_row = 4 * wq * (block + ncode)
+    rows = (L2_BUDGET - 4 * wq * ncode * qmax) // max(per_row, 1)
+    return int(min(ho, max(1, rows)))
+
+
+def _qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...],
+           threads: Callable[[], int]) -> StagedKernel:
+    """Quantized conv: table(x) -> the flat LUT [N, G, S, K, PS] (+ slack), lookup(T) -> y; calling it runs the tiled path."""
+    c, h, w = in_shape
+    k, st, pad, groups = layer.kernel, layer.stride, layer.pad, layer.groups
+    cb = _c32(params["codebook"])
+    codes = np.asarray(params["codes"], dtype=np.uint8)
+    bias = _c32(params["bias"])
+    nsub, ncode, _ = cb.shape
+    n_out = codes.shape[0]
+    og = n_out // groups
+    hp, wp = h + 2 * pad, w + 2 * pad
+    hq, wq = -(-hp // st), -(-wp // st)
+    nph = st * st
+    ho, wo = _out_size(h, k, st, pad), _out_size(w, k, st, pad)
+    # taps sorted by phase; codes re-laid out [O, S, taps] in that order
+    taps = sorted(((u % st) * st + v % st, u, v) for u in range(k) for v in range(k))
+    tap_u = np.array([t[1] for t in taps], np.int64)
+    tap_v = np.array([t[2] for t in taps], np.int64)
+    tap_off = np.ascontiguousarray((tap_u // st) * wq + tap_v // st, dtype=np.int64)
+    ph_start = np.searchsorted(np.array([t[0] for t in taps]), np.arange(nph + 1)).astype(np.int64)
+    codes_t = np.ascontiguousarray(codes[:, tap_u, tap_v, :].transpose(0, 2, 1))  # [O, S, T]
+    qmax = (k - 1) // st
+
+    def table(x: np.ndarray) -> np.ndarray:
+        x = _c32(x)
+        n = x.shape[0]
+        xph = np.zeros((n, c, nph, hq * wq), f32)
+        kq.phase_split(x, pad, st, hq, wq, xph)
+        flat = np.empty(n * per_image + _SLACK, f32)  # slack: look-ups read whole 16-float vectors
+        kq.qconv_table(xph.reshape(n, c, nph * hq * wq), cb, groups,
+                       flat[:n * per_image].reshape(n, groups, nsub, ncode, nph * hq * wq))
+        return flat
+
+    plen = nph * hq * wq
+    pstride = -(-plen // 16) * 16  # table planes padded to whole vectors
+    per_image = groups * nsub * ncode * pstride
+
+    def split(x: np.ndarray) -> np.ndarray:
+        """x -> xph flat [N, C, P, Hq Wq] + slack (zero padding)."""
+        x = _c32(x)
+        n = x.shape[0]
+        flat = np.zeros(n * c * plen + _SLACK, f32)
+        kq.phase_split(x, pad, st, hq, wq, flat[:n * c * plen].reshape(n, c, nph, hq * wq))
+        return flat
+
+    def table(x: np.ndarray) -> np.ndarray:
+        n = x.shape[0]
+        out = np.empty(n * per_image + _SLACK, f32)
+        kq.qconv_table(split(x), np.array([n, c, groups, plen, pstride], np.int64), cb, out)
+        return out
+
+    def blocking(n: int) -> tuple[int, int]:
+        jobs_per_block = max(1, -(-threads() // (n * groups)))
+        block = -(-og // jobs_per_block)
+        return block, conv_band(block, ncode, ho, wq, qmax)
+
+    def lookup(t: np.ndarray) -> np.ndarray:
+        n = (t.shape[0] - _SLACK) // per_image
+        block, band = blocking(n)
+        dims = np.array([n, groups, nsub, ncode, nph, hq * wq, wq, pstride], np.int64)
+        y = np.empty((n, n_out, ho, wo), f32)
+        kq.qconv_lookup(t, dims, codes_t, tap_off, ph_start, bias, block, band, y)
+        return y
+
+    def fused(x: np.ndarray) -> np.ndarray:
+        n = x.shape[0]
+        block, band = blocking(n)
+        y = np.empty((n, n_out, ho, wo), f32)
+        kq.qconv_fused(split(x), np.array([n, c, groups, nph, hq, wq, qmax], np.int64), cb, codes_t, tap_off,
+                       ph_start, bias, block, band, y)
+        return y
+
+    return TiledStagedKernel(table, lookup, fused)
+
+
+def _qfc(params: Mapping[str, np.ndarray], in_shape: tuple[int, ...]) -> StagedKernel:
+    cb = _c32(params["codebook"])
+    codes = np.asarray(params["codes"], dtype=np.uint8)
+    bias = _c32(params["bias"])
+    nsub, ncode, dim = cb.shape
+    n_out = codes.shape[0]
+    nfeat = int(np.prod(in_shape))
+    perm = HAS_AVX512 and ncode <= 32
+    kp = 32 if perm else ncode
+    cbt = np.zeros((nsub, dim, kp), f32)
+    cbt[:, :, :ncode] = cb.transpose(0, 2, 1)
+    blk = kf.BLOCK
+    nblk = -(-n_out // blk)
+    padded = np.zeros((nblk * blk, nsub), np.uint8)
+    padded[:n_out] = codes
+    cblk = np.ascontiguousarray(padded.reshape(nblk, blk, nsub).transpose(0, 2, 1))  # [NB, S, B]
+    lookup_kernel = kf.qfc_lookup_perm if perm else kf.qfc_lookup_scalar
+
+    def table(x: np.ndarray) -> np.ndarray:
+        x2 = _c32(x).reshape(x.shape[0], -1)
+        t = np.empty((x2.shape[0], nsub, kp), f32)
+        kf.qfc_table(x2, cbt, nfeat, t)
+        return t
+
+    def lookup(t: np.ndarray) -> np.ndarray:
+        y = np.empty((t.shape[0], n_out), f32)
+        lookup_kernel(t, cblk, bias, y)
+        return y
+
+    return StagedKernel(table, lookup)
+
+
+# ----------------------------------------------------------------------------------- the rest
+
+def _pool(layer: Layer, in_shape: tuple[int, ...]) -> Kernel:
+    c, h, w = in_shape
+    k, st, pad = layer.kernel, layer.stride, layer.pad
+    ho = -(-(h + 2 * pad - k) // st) + 1
+    wo = -(-(w + 2 * pad - k) // st) + 1
+
+    def kernel(x: np.ndarray) -> np.ndarray:
+        x = _c32(x)
+        y = np.empty((x.shape[0], c, ho, wo), f32)
+        km.max_pool(x, k, st, pad, y)
+        return y
+
+    return kernel
+
+
+def _elementwise(fn: Callable[[np.ndarray, np.ndarray], None]) -> Kernel:
+    def kernel(x: np.ndarray) -> np.ndarray:
+        x = _c32(x)
+        y = np.empty_like(x)
+        fn(x.reshape(-1), y.reshape(-1))
+        return y
+
+    return kernel
+
+
+def _lrn(layer: Layer) -> Kernel:
+    size, alpha, beta, kk = layer.size, float(layer.alpha), float(layer.beta), float(layer.k)
+
+    def kernel(x: np.ndarray) -> np.ndarray:
+        x = _c32(x)
+        n, c = x.shape[:2]
+        y = np.empty_like(x)
+        km.lrn(x.reshape(n, c, -1), size, alpha / size, beta, kk, y.reshape(n, c, -1))
+        return y
+
+    return kernel
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    x2 = _c32(x).reshape(x.shape[0], -1)
+    y = np.empty_like(x2)
+    km.softmax(x2, y)
+    return y

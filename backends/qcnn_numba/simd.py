@@ -1,0 +1,176 @@
+"""CPU feature detection and the one hand-written SIMD primitive: an in-register table look-up.
+
+``lut32_add(acc, a, table, t, codes, c)`` does, for i in 0..15,
+``acc[a + i] += table[t + codes[c + i]]`` with a 32-entry table held in two AVX-512
+registers and looked up by ``vpermi2ps`` (16 look-ups per instruction, no gathers).
+It must only be compiled on CPUs with AVX-512F (:data:`HAS_AVX512`); codes must be < 32.
+"""
+
+from __future__ import annotations
+
+from llvmlite import binding as llvm
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+__all__ = ["HAS_AVX512", "cpu_name", "simd_level", "lut32_add", "window_add1", "window_add2", "window_add4"]
+
+
+def _features() -> set[str]:
+    try:
+        text = llvm.get_host_cpu_features().flatten()
+    except Exception:  # pragma: no cover - llvmlite cannot read the features
+        return set()
+    return {f[1:] for f in text.split(",") if f.startswith("+")}
+
+
+_FEATURES = _features()
+#: True when the host CPU (as LLVM sees it) has AVX-512F: the permute look-up is usable.
+HAS_AVX512 = "avx512f" in _FEATURES
+
+
+def cpu_name() -> str:
+    """LLVM's name for the host CPU (numba compiles for it), e.g. ``emeraldrapids``."""
+    return str(llvm.get_host_cpu_name())
+
+
+def simd_level() -> str:
+    """The widest vector extension LLVM may use here: avx512 (with subsets), avx2, sse4.2 or none."""
+    if HAS_AVX512:
+        extra = [f for f in ("avx512bw", "avx512vl", "avx512vnni", "avx512fp16") if f in _FEATURES]
+        return "+".join(["avx512f", *extra])
+    for name in ("avx2", "avx", "sse4.2"):
+        if name in _FEATURES:
+            return name
+    return "none"
+
+
+@intrinsic
+def lut32_add(typingctx, acc, a_off, table, t_off, codes, c_off):  # type: ignore[no-untyped-def]
+    """acc[a_off + i] += table[t_off + codes[c_off + i]], i < 16; float32 acc/table, uint8 codes < 32."""
+    sig = types.void(acc, a_off, table, t_off, codes, c_off)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        acc_v, ao, tab_v, to, codes_v, co = args
+        f32, i32, i8 = ir.FloatType(), ir.IntType(32), ir.IntType(8)
+        v16f, v16i, v16b = ir.VectorType(f32, 16), ir.VectorType(i32, 16), ir.VectorType(i8, 16)
+        arr_acc = context.make_array(signature.args[0])(context, builder, acc_v)
+        arr_tab = context.make_array(signature.args[2])(context, builder, tab_v)
+        arr_codes = context.make_array(signature.args[4])(context, builder, codes_v)
+        p_acc = builder.bitcast(builder.gep(arr_acc.data, [ao]), v16f.as_pointer())
+        p_t0 = builder.bitcast(builder.gep(arr_tab.data, [to]), v16f.as_pointer())
+        p_t1 = builder.bitcast(builder.gep(arr_tab.data, [builder.add(to, ir.Constant(to.type, 16))]),
+                               v16f.as_pointer())
+        p_codes = builder.bitcast(builder.gep(arr_codes.data, [co]), v16b.as_pointer())
+        idx = builder.zext(builder.load(p_codes, align=1), v16i)
+        t0 = builder.load(p_t0, align=4)
+        t1 = builder.load(p_t1, align=4)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v16f, [v16f, v16i, v16f]),
+                                            "llvm.x86.avx512.vpermi2var.ps.512")
+        picked = builder.call(fn, [t0, idx, t1])
+        builder.store(builder.fadd(builder.load(p_acc, align=4), picked), p_acc, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _vec16(builder, data, off):  # type: ignore[no-untyped-def]
+    v16f = ir.VectorType(ir.FloatType(), 16)
+    return builder.bitcast(builder.gep(data, [off]), v16f.as_pointer())
+
+
+def _window_codegen(ntap: int):  # type: ignore[no-untyped-def]
+    """LLVM code for acc[a + i] += table[q_0 + i] (+ table[q_1 + i] ...), i < 16 nvec, with the
+    table windows summed as a balanced tree ((t0 + t1) + (t2 + t3)) before the add into acc."""
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        acc_v, ao, tab_v = args[0], args[1], args[2]
+        offs, nvec = args[3:3 + ntap], args[3 + ntap]
+        arr_acc = context.make_array(signature.args[0])(context, builder, acc_v)
+        arr_tab = context.make_array(signature.args[2])(context, builder, tab_v)
+        with cgutils.for_range(builder, nvec) as loop:
+            j = builder.mul(loop.index, ir.Constant(loop.index.type, 16))
+            vals = [builder.load(_vec16(builder, arr_tab.data, builder.add(q, j)), align=4) for q in offs]
+            while len(vals) > 1:
+                vals = [builder.fadd(vals[i], vals[i + 1]) if i + 1 < len(vals) else vals[i]
+                        for i in range(0, len(vals), 2)]
+            p_acc = _vec16(builder, arr_acc.data, builder.add(ao, j))
+            builder.store(builder.fadd(builder.load(p_acc, align=4), vals[0]), p_acc, align=4)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+# window_add1/2/4(acc, a, table, q..., nvec): acc[a:a+16 nvec] += the sum of the table windows
+# starting at q... Whole 16-float vectors only (portable LLVM vectors, not AVX-512 specific):
+# callers keep >= 15 floats of slack after every accumulator row and after the table.
+
+@intrinsic
+def window_add1(typingctx, acc, a_off, table, q0, nvec):  # type: ignore[no-untyped-def]
+    """acc[a_off + i] += table[q0 + i], i < 16 nvec."""
+    return types.void(acc, a_off, table, q0, nvec), _window_codegen(1)
+
+
+@intrinsic
+def window_add2(typingctx, acc, a_off, table, q0, q1, nvec):  # type: ignore[no-untyped-def]
+    """acc[a_off + i] += table[q0 + i] + table[q1 + i], i < 16 nvec."""
+    return types.void(acc, a_off, table, q0, q1, nvec), _window_codegen(2)
+
+
+@intrinsic
+def window_add4(typingctx, acc, a_off, table, q0, q1, q2, q3, nvec):  # type: ignore[no-untyped-def]
+    """acc[a_off + i] += (table[q0 + i] + table[q1 + i]) + (table[q2 + i] + table[q3 + i]), i < 16 nvec."""
+    return types.void(acc, a_off, table, q0, q1, q2, q3, nvec), _window_codegen(4)
+
+
+def _dot_codegen(nrows: int, accumulate: bool):  # type: ignore[no-untyped-def]
+    """LLVM code for out[o + i] (=, or += when ``accumulate``) sum_{r < nrows} w[wo + r] x[xo + r rs + i],
+    i < 16 nvec, as an FMA chain w0 x0 -> fma(w1, x1, .) -> ...; weights splatted once."""
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        out_v, oo, x_v, xo, rs, w_v, wo, nvec = args
+        f32 = ir.FloatType()
+        v16f = ir.VectorType(f32, 16)
+        arr_out = context.make_array(signature.args[0])(context, builder, out_v)
+        arr_x = context.make_array(signature.args[2])(context, builder, x_v)
+        arr_w = context.make_array(signature.args[5])(context, builder, w_v)
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v16f, [v16f, v16f, v16f]),
+                                             "llvm.fma.v16f32")
+        splats = []
+        for r in range(nrows):
+            wr = builder.load(builder.gep(arr_w.data, [builder.add(wo, ir.Constant(wo.type, r))]))
+            vec = builder.insert_element(ir.Constant(v16f, None), wr, ir.Constant(ir.IntType(32), 0))
+            splats.append(builder.shuffle_vector(vec, ir.Constant(v16f, None),
+                                                 ir.Constant(ir.VectorType(ir.IntType(32), 16), [0] * 16)))
+        rows = [builder.add(xo, builder.mul(rs, ir.Constant(rs.type, r))) for r in range(nrows)]
+        with cgutils.for_range(builder, nvec) as loop:
+            j = builder.mul(loop.index, ir.Constant(loop.index.type, 16))
+            acc = None
+            for r in range(nrows):
+                xv = builder.load(_vec16(builder, arr_x.data, builder.add(rows[r], j)), align=4)
+                acc = builder.fmul(splats[r], xv) if acc is None else builder.call(fma, [splats[r], xv, acc])
+            p_out = _vec16(builder, arr_out.data, builder.add(oo, j))
+            if accumulate:
+                acc = builder.fadd(builder.load(p_out, align=4), acc)
+            builder.store(acc, p_out, align=4)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+def _dot_intrinsic(nrows: int, accumulate: bool):  # type: ignore[no-untyped-def]
+    def impl(typingctx, out, o_off, x, x_off, rstride, w, w_off, nvec):  # type: ignore[no-untyped-def]
+        return types.void(out, o_off, x, x_off, rstride, w, w_off, nvec), _dot_codegen(nrows, accumulate)
+
+    impl.__name__ = f"dot{nrows}{'_acc' if accumulate else ''}"
+    impl.__doc__ = (f"out[o_off + i] {'+=' if accumulate else '='} sum_(r < {nrows}) w[w_off + r] "
+                    "x[x_off + r rstride + i], i < 16 nvec (whole vectors: keep 15 floats of slack).")
+    return intrinsic(impl)
+
+
+# dotR / dotR_acc(out, o, x, xo, rstride, w, wo, nvec) for R = 1..8 rows: one table row chunk
+# of a subspace of R input channels (the LUT build's inner kernel).
+dot1, dot2, dot3, dot4, dot5, dot6, dot7, dot8 = (_dot_intrinsic(r, False) for r in range(1, 9))
+dot1_acc, dot2_acc, dot3_acc, dot4_acc, dot5_acc, dot6_acc, dot7_acc, dot8_acc = (
+    _dot_intrinsic(r, True) for r in range(1, 9))

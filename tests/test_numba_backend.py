@@ -1,0 +1,252 @@
+"""The numba backend against the reference kernels, op by op, on random shapes.
+
+Every op is compared with ``qcnn.reference`` to 1e-4 relative (max|diff| / max|ref|):
+quantized conv through both of its paths (the staged table -> lookup and the tiled
+``__call__``, which must agree bit for bit), the quantized fc through both look-up
+kernels (AVX-512 permute and portable scalar), the synthetic AlexNet layer by layer, and
+1 vs 2 threads (bit-identical).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from qcnn import reference as ref  # noqa: E402
+from qcnn import zoo  # noqa: E402
+from qcnn.backend import StagedKernel  # noqa: E402
+from qcnn.plugins import backend_specs, load_backend  # noqa: E402
+from qcnn.spec import Layer, Quant, output_shape  # noqa: E402
+
+TOL = 1e-4
+RNG = np.random.default_rng(20161)
+
+
+def rel_err(got: np.ndarray, want: np.ndarray) -> float:
+    assert got.shape == want.shape, (got.shape, want.shape)
+    assert got.dtype == np.float32
+    scale = float(np.abs(want).max())
+    return float(np.abs(got.astype(np.float64) - want).max() / (scale if scale > 0 else 1.0))
+
+
+@pytest.fixture(scope="module")
+def backend():  # type: ignore[no-untyped-def]
+    impl = load_backend("numba").impl
+    impl.set_threads(1)
+    return impl
+
+
+def batch(n: int, shape: tuple[int, ...], scale: float = 1.0) -> np.ndarray:
+    return (RNG.standard_normal((n, *shape)) * scale).astype(np.float32)
+
+
+def conv_params(layer: Layer, c: int) -> dict[str, np.ndarray]:
+    cg, k, o = c // layer.groups, layer.kernel, layer.out
+    p = {"bias": (RNG.standard_normal(o) * 0.1).astype(np.float32)}
+    if layer.quant is None:
+        p["weight"] = RNG.standard_normal((o, cg, k, k)).astype(np.float32)
+    else:
+        s = layer.quant.subspaces(cg)
+        p["codebook"] = RNG.standard_normal((s, layer.quant.K, layer.quant.D)).astype(np.float32)
+        p["codes"] = RNG.integers(0, layer.quant.K, size=(o, k, k, s), dtype=np.uint8)
+    return p
+
+
+# (C, H, W, out, kernel, stride, pad, groups, D:K or None, N)
+CONV_CASES = [
+    (3, 23, 19, 8, 11, 4, 0, 1, "8:128", 1),   # conv1-like: D > C, stride 4
+    (6, 17, 12, 8, 5, 1, 2, 2, "4:32", 3),     # grouped, D divides Cg... twice
+    (12, 9, 14, 12, 3, 1, 1, 3, "5:16", 1),    # D does not divide Cg = 4? (S = 1, partial)
+    (20, 11, 11, 16, 3, 2, 3, 4, "3:2", 3),    # K = 2, pad 3, 4 groups, Cg = 5 (partial last subspace)
+    (7, 13, 10, 6, 1, 1, 0, 1, "2:256", 1),    # 1x1 kernel, K = 256
+    (9, 15, 16, 6, 4, 3, 2, 3, "16:7", 3),     # D = 16 > Cg = 3, stride 3, even kernel
+    (10, 12, 9, 4, 2, 4, 1, 2, "3:64", 1),     # stride 4 > kernel
+    (16, 8, 8, 8, 7, 1, 3, 1, "9:33", 1),      # D = 9 > 8 rows per pass, K = 33
+    (5, 30, 21, 4, 6, 2, 0, 1, None, 3),       # float, non-square
+    (6, 14, 9, 6, 3, 3, 1, 3, None, 1),        # float grouped, stride 3
+    (8, 7, 7, 4, 1, 1, 0, 2, None, 3),         # float 1x1 (no im2col)
+]
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: "x".join(str(v) for v in c))
+def test_conv_matches_reference(backend, case) -> None:  # type: ignore[no-untyped-def]
+    c, h, w, o, k, st, pad, g, quant, n = case
+    layer = Layer("c", "conv", out=o, kernel=k, stride=st, pad=pad, groups=g,
+                  quant=Quant.parse(quant) if quant else None)
+    out_shape = output_shape(layer, (c, h, w))
+    params = conv_params(layer, c)
+    x = batch(n, (c, h, w))
+    kernel = backend.prepare(layer, params, (c, h, w))
+    y = kernel(x)
+    assert y.shape == (n, *out_shape) and y.flags.c_contiguous
+    if quant:
+        want = ref.qconv(x, params["codebook"], params["codes"], params["bias"], st, pad, g)
+        assert isinstance(kernel, StagedKernel)
+        staged = kernel.lookup(kernel.table(x))
+        assert np.array_equal(staged, y), "tiled and staged quantized conv must agree bit for bit"
+    else:
+        want = ref.conv(x, params["weight"], params["bias"], st, pad, g)
+    assert rel_err(y, want) < TOL
+
+
+# (F shape, out, D:K, N)
+QFC_CASES = [((4096,), 300, "4:32", 1), ((5, 3, 3), 70, "4:32", 3), ((50,), 17, "1:16", 1),
+             ((37,), 33, "3:2", 3), ((64,), 20, "8:256", 1), ((2, 5, 3), 260, "7:33", 3), ((9,), 5, "16:20", 1)]
+
+
+@pytest.mark.parametrize("case", QFC_CASES, ids=lambda c: f"{c[0]}-{c[1]}-{c[2]}-n{c[3]}")
+def test_qfc_matches_reference(backend, case) -> None:  # type: ignore[no-untyped-def]
+    from qcnn_numba import kernels_qfc as kf
+
+    shape, o, quant, n = case
+    q = Quant.parse(quant)
+    f = int(np.prod(shape))
+    s = q.subspaces(f)
+    params = {"codebook": RNG.standard_normal((s, q.K, q.D)).astype(np.float32),
+              "codes": RNG.integers(0, q.K, size=(o, s), dtype=np.uint8),
+              "bias": RNG.standard_normal(o).astype(np.float32)}
+    x = batch(n, shape)
+    kernel = backend.prepare(Layer("f", "fc", out=o, quant=q), params, shape)
+    assert isinstance(kernel, StagedKernel)
+    want = ref.qfc(x, params["codebook"], params["codes"], params["bias"])
+    y = kernel(x)
+    assert y.shape == (n, o)
+    assert rel_err(y, want) < TOL
+    table = kernel.table(x)
+    assert rel_err(table[:, :, :q.K], ref.qfc_table(x, params["codebook"])) < TOL
+    # the portable look-up gives the same sums in the same order as the permute one
+    blk = kf.BLOCK
+    nblk = -(-o // blk)
+    padded = np.zeros((nblk * blk, s), np.uint8)
+    padded[:o] = params["codes"]
+    cblk = np.ascontiguousarray(padded.reshape(nblk, blk, s).transpose(0, 2, 1))
+    y2 = np.empty_like(y)
+    kf.qfc_lookup_scalar(table, cblk, params["bias"], y2)
+    assert np.array_equal(y2, y)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_float_fc_matches_reference(backend, n) -> None:  # type: ignore[no-untyped-def]
+    params = {"weight": RNG.standard_normal((30, 72)).astype(np.float32),
+              "bias": RNG.standard_normal(30).astype(np.float32)}
+    x = batch(n, (2, 6, 6))
+    y = backend.prepare(Layer("f", "fc", out=30), params, (2, 6, 6))(x)
+    assert rel_err(y, ref.fc(x, params["weight"], params["bias"])) < TOL
+
+
+# (C, H, W, kernel, stride, pad, N): ceil rounding and windows clipped at the far edge
+POOL_CASES = [(3, 55, 55, 3, 2, 0, 1), (2, 109, 20, 3, 3, 0, 3), (4, 8, 9, 3, 2, 1, 1), (2, 10, 7, 2, 2, 1, 3),
+              (1, 6, 6, 4, 3, 2, 1), (2, 5, 11, 1, 1, 0, 1)]
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=lambda c: "x".join(str(v) for v in c))
+def test_pool_matches_reference(backend, case) -> None:  # type: ignore[no-untyped-def]
+    c, h, w, k, st, pad, n = case
+    x = batch(n, (c, h, w)) - 3.0  # mostly negative: padding must never win
+    y = backend.prepare(Layer("p", "pool", kernel=k, stride=st, pad=pad), {}, (c, h, w))(x)
+    np.testing.assert_array_equal(y, ref.max_pool(x, k, st, pad))
+
+
+@pytest.mark.parametrize("size,alpha,beta,k", [(5, 1e-4, 0.75, 1.0), (3, 5e-4, 0.75, 2.0), (5, 1e-2, 0.5, 1.0),
+                                                (7, 1e-3, 1.0, 1.5), (5, 1e-2, 0.6, 1.0)])
+def test_lrn_matches_reference(backend, size, alpha, beta, k) -> None:  # type: ignore[no-untyped-def]
+    x = batch(2, (9, 7, 5), scale=30.0)
+    y = backend.prepare(Layer("n", "lrn", size=size, alpha=alpha, beta=beta, k=k), {}, (9, 7, 5))(x)
+    assert rel_err(y, ref.lrn(x, size, alpha, beta, k)) < TOL
+
+
+def test_relu_dropout_softmax(backend) -> None:  # type: ignore[no-untyped-def]
+    x = batch(3, (4, 5, 6))
+    relu = backend.prepare(Layer("r", "relu"), {}, (4, 5, 6))
+    np.testing.assert_array_equal(relu(x), ref.relu(x))
+    drop = backend.prepare(Layer("d", "dropout", ratio=0.5), {}, (4, 5, 6))
+    y = drop(x)
+    np.testing.assert_array_equal(y, x)
+    assert y is not x and not np.shares_memory(y, x)
+    logits = batch(3, (1000,), scale=40.0)  # large logits: softmax must subtract the max
+    sm = backend.prepare(Layer("s", "softmax"), {}, (1000,))(logits)
+    assert np.isfinite(sm).all()
+    assert rel_err(sm, ref.softmax(logits)) < TOL
+
+
+@pytest.fixture(scope="module")
+def alexnet_runs():  # type: ignore[no-untyped-def]
+    """Synthetic quantized AlexNet: reference outputs of every layer for a batch of 2."""
+    import qcnn
+
+    model = zoo.synthetic("alexnet")
+    x = (np.random.default_rng(5).standard_normal((2, 3, 227, 227)) * 40).astype(np.float32)
+    return model, x, qcnn.compile(model, "reference").run(x)
+
+
+def test_alexnet_every_layer_matches_reference(alexnet_runs) -> None:  # type: ignore[no-untyped-def]
+    import qcnn
+
+    model, x, want = alexnet_runs
+    session = qcnn.compile(model, "numba", threads=1)
+    assert session.fallbacks == []
+    prev = x
+    for p in session.layers:
+        got = p.kernel(prev)  # each layer fed the reference input, so errors do not compound
+        assert rel_err(got, want[p.layer.name]) < TOL, p.layer.name
+        prev = want[p.layer.name]
+    out = session(x)
+    assert rel_err(out, want[session.layers[-1].layer.name]) < TOL
+
+
+@pytest.mark.skipif("numba" not in sys.modules or __import__("numba").config.NUMBA_NUM_THREADS < 2,
+                    reason="needs 2 numba threads")
+def test_one_and_two_threads_give_identical_results(backend) -> None:  # type: ignore[no-untyped-def]
+    cases = [
+        (Layer("c1", "conv", out=16, kernel=11, stride=4, quant=Quant(8, 128)), (3, 47, 39), 1),
+        (Layer("c2", "conv", out=32, kernel=5, pad=2, groups=2, quant=Quant(8, 64)), (16, 13, 13), 3),
+        (Layer("c3", "conv", out=8, kernel=3, pad=1), (6, 12, 12), 3),
+        (Layer("f1", "fc", out=600, quant=Quant(4, 32)), (256,), 3),
+        (Layer("f2", "fc", out=300, quant=Quant(2, 64)), (64,), 1),
+        (Layer("n1", "lrn"), (12, 9, 9), 3),
+        (Layer("p1", "pool", kernel=3, stride=2), (12, 9, 9), 3),
+    ]
+    try:
+        for layer, shape, n in cases:
+            params = conv_params(layer, shape[0]) if layer.type == "conv" else {}
+            if layer.type == "fc":
+                f = int(np.prod(shape))
+                s = layer.quant.subspaces(f)
+                params = {"codebook": RNG.standard_normal((s, layer.quant.K, layer.quant.D)).astype(np.float32),
+                          "codes": RNG.integers(0, layer.quant.K, size=(layer.out, s), dtype=np.uint8),
+                          "bias": RNG.standard_normal(layer.out).astype(np.float32)}
+            x = batch(n, shape)
+            kernel = backend.prepare(layer, params, shape)
+            backend.set_threads(1)
+            one = kernel(x)
+            staged_one = kernel.lookup(kernel.table(x)) if isinstance(kernel, StagedKernel) else one
+            backend.set_threads(2)
+            two = kernel(x)
+            staged_two = kernel.lookup(kernel.table(x)) if isinstance(kernel, StagedKernel) else two
+            assert np.array_equal(one, two), layer.name
+            assert np.array_equal(staged_one, staged_two), layer.name
+    finally:
+        backend.set_threads(1)
+
+
+def test_registered_and_info(backend) -> None:  # type: ignore[no-untyped-def]
+    import numba
+
+    spec = backend_specs()["numba"]
+    assert spec.plugin == "numba" and numba.__version__ in spec.version
+    info = backend.info()
+    assert info["numba"] == numba.__version__
+    assert info["threads"] == numba.get_num_threads()
+    assert {"llvm", "simd", "threading_layer", "cpu"} <= set(info)
+
+
+def test_missing_numba_is_reported(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from qcnn_numba import plugin
+
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba now raises ImportError
+    with pytest.raises(ImportError, match="numba is not installed: pip install numba"):
+        plugin.load()
