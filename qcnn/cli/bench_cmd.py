@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, threads=args.threads, warmup=args.warmup, images=args.images,
         dataset=args.dataset, labels=read_truth(args.truth) if args.truth else None, per_layer=args.per_layer,
         compare=args.compare, check=not args.no_check, progress=not to_stdout, seed=args.seed,
-        command=shlex.join(["qcnn", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("qcnn") else None)
+        command=shlex.join(["qcnn", *sys.argv[1:]]) if sys.argv[1:2] == ["bench"] else None)
     if args.json:
         emit_json(result.to_dict(), args.json)
     if not to_stdout:
