@@ -455,10 +455,12 @@ def quantize(model: Model, calibration_inputs: Any = None, method: str = "ec", c
     float_sess = qcompile(model, backend) if x is not None else None
     chunk = _chunk_size(model)
     report = QuantizeReport(method=method, samples=0 if x is None else len(x))
+    overall = tqdm(total=len(todo), desc=f"quantize ({method})", unit="layer", file=sys.stderr, disable=not progress)
     for index, layer in enumerate(spec.layers):
         if layer.name not in todo:
             continue
         t0 = time.perf_counter()
+        overall.set_postfix(layer=layer.name)
         q = todo[layer.name]
         groups, cg, kk = _layout(layer, shapes[index])
         S = q.subspaces(cg)
@@ -488,10 +490,12 @@ def quantize(model: Model, calibration_inputs: Any = None, method: str = "ec", c
         current = Model(spec, params, source=model.source)
         lrep.seconds = time.perf_counter() - t0
         report.layers.append(lrep)
+        overall.update(1)
         if progress and lrep.err_pq is not None:
             tqdm.write(f"{layer.name} {lrep.quant}: rel. response error float-w {lrep.err_input:.4f}, "
                        f"pq {lrep.err_pq:.4f}" + (f", ec {lrep.err_ec:.4f}" if lrep.err_ec is not None else ""),
                        file=sys.stderr)
+    overall.close()
     costs = {c.name: c for c in stats.layer_costs(current)}
     for r in report.layers:
         c = costs[r.name]
