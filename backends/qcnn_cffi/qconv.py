@@ -43,19 +43,29 @@ class ConvTable:
 #: OpenBLAS' small-matrix path there 3-4x. ``QCNN_CFFI_TABLE=blas`` forces SGEMM everywhere.
 TABLE_SIMD = 0 if os.environ.get("QCNN_CFFI_TABLE", "simd").lower() == "blas" else 1
 
+#: Output rows per register tile when a row is narrow (conv3-5: 13 columns = 1 vector).
+ROW_BLOCK = int(os.environ.get("QCNN_CFFI_ROW_BLOCK", "4"))
+
+#: Look-up order: "table" (default; table-row-major: each table row read
+#: once, for layers whose kr table rows would crowd L2), or "auto" (table when the rows one output
+#: row reads exceed TABLE_ROW_MAJOR_BYTES).
+LOOKUP_ORDER = os.environ.get("QCNN_CFFI_LOOKUP_ORDER", "table")
+TABLE_ROW_MAJOR_BYTES = 1 << 20
+
 #: Bytes of table rows one tap group may touch: about two thirds of a 48 KB L1 data cache.
 L1_BUDGET = 32 * 1024
 
 
-def _tap_groups(k: int, st: int, s: int, block_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+def _tap_groups(k: int, st: int, s: int, block_bytes: int, rb: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Tap order and groups for cache blocking.
 
     Returns taps [ntaps, 3] as (u, v, s) rows, sorted by (s, v % st, u, v), and gstart
     [ngroups + 1]: group g is taps gstart[g] .. gstart[g+1]-1. A group has one subspace and one
     column phase; it spans consecutive tap rows u as long as their table blocks (one row of K
-    codes each, ``block_bytes``) fit in :data:`L1_BUDGET` (always at least one row).
+    codes each, ``block_bytes``) fit in :data:`L1_BUDGET` (always at least one row); ``rb`` output
+    rows at once read ``rb - 1`` more table rows.
     """
-    rows_per_group = max(1, L1_BUDGET // max(block_bytes, 1))
+    rows_per_group = max(1, L1_BUDGET // max(block_bytes, 1) - (rb - 1))
     taps: list[tuple[int, int, int]] = []
     gstart = [0]
     for sub in range(s):
@@ -65,6 +75,35 @@ def _tap_groups(k: int, st: int, s: int, block_bytes: int) -> tuple[np.ndarray, 
                     taps.extend((u, v, sub) for v in range(px, k, st))
                 gstart.append(len(taps))
     return np.array(taps, np.int64).reshape(-1, 3), np.array(gstart, np.int32)
+
+
+def _tap_groups_tr(k: int, st: int, s: int, block_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tap order and groups for the table-row-major look-up.
+
+    Every group has one tap-row offset du = u // st; within a du, blocks (subspace s, phase row
+    py, phase column px: one table row of K codes, ``block_bytes``) are merged while they fit in
+    :data:`L1_BUDGET`. Returns taps [ntaps, 3] as (u, v, s), gstart [ngroups + 1], gdu [ngroups].
+    """
+    taps: list[tuple[int, int, int]] = []
+    gstart, gdu = [0], []
+    for du in range(-(-k // st)):
+        used = 0
+        for sub in range(s):
+            for py in range(st):
+                u = du * st + py
+                if u >= k:
+                    continue
+                for px in range(min(st, k)):
+                    if used and used + block_bytes > L1_BUDGET:
+                        gstart.append(len(taps))
+                        gdu.append(du)
+                        used = 0
+                    taps.extend((u, v, sub) for v in range(px, k, st))
+                    used += block_bytes
+        if len(taps) > gstart[-1]:
+            gstart.append(len(taps))
+            gdu.append(du)
+    return (np.array(taps, np.int64).reshape(-1, 3), np.array(gstart, np.int32), np.array(gdu, np.int32))
 
 
 def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...]) -> StagedKernel:
@@ -95,7 +134,18 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
     tiles = [(g, o0, min(r, (g + 1) * og - o0)) for g in range(groups) for o0 in range(g * og, (g + 1) * og, r)]
     ntiles = len(tiles)
     chan = np.array([[o0 + min(i, rc - 1) for i in range(r)] for _, o0, rc in tiles], np.int64)  # [ntiles, R]
-    taps, gstart = _tap_groups(k, st, s, kk * wq * 4)
+    nvrow = -(-wo // vl)
+    rb = max(1, int(lib.qc_conv_width()) // vl // nvrow) if nvrow * vl <= int(lib.qc_conv_width()) else 1
+    rb = min(rb, ROW_BLOCK, ho)
+    kr = -(-k // st)  # table rows one output row reads
+    table_rows_major = LOOKUP_ORDER == "table" or (
+        LOOKUP_ORDER == "auto" and kr * s * kk * p_ * wq * 4 > TABLE_ROW_MAJOR_BYTES)
+    if table_rows_major:
+        taps, gstart, gdu = _tap_groups_tr(k, st, s, kk * wq * 4)
+        rb = 1
+    else:
+        taps, gstart = _tap_groups(k, st, s, kk * wq * 4, rb)
+        gdu = np.zeros(len(gstart) - 1, np.int32)
     tu, tv, ts = taps[:, 0], taps[:, 1], taps[:, 2]
     tap_off = (ts * hq + tu // st) * rowstride + ((tu % st) * st + tv % st) * wq + tv // st  # [ntaps]
     code_off = codes[:, tu, tv, ts].astype(np.int64) * (p_ * wq)  # [O, ntaps]
@@ -112,7 +162,7 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
     ntaps = k * k * s
     wmax = int(lib.qc_conv_width())
     ptrs = dict(cb=ptr(ffi, codebook), offs=ptr(ffi, offs_t, "int32_t[]"), bias=ptr(ffi, bias_t),
-                gstart=ptr(ffi, gstart, "int32_t[]"),
+                gstart=ptr(ffi, gstart, "int32_t[]"), gdu=ptr(ffi, gdu, "int32_t[]"),
                 g=ptr(ffi, tile_g, "int32_t[]"), o0=ptr(ffi, tile_o0, "int32_t[]"), rc=ptr(ffi, tile_rc, "int32_t[]"))
     owner = object()
     direct = st == 1 and pad == 0  # x is already its own padded, single-phase layout
@@ -141,10 +191,16 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
                 or data.ndim != 1 or n < 1 or data.size != n * tsize + slack):
             raise QcnnError(f"layer {layer.name}: the look-up table was modified")
         y = np.empty((n, o, ho, wo), f32)
+        if table_rows_major:
+            acc = np.empty(kr * ntiles * r * wmax, f32)
+            lib.qc_qconv_lookup_tr(ptr(ffi, data), n, tsize, gsize, ntiles, ptrs["o0"], ptrs["rc"], ptrs["g"],
+                                   ptrs["offs"], ntaps, len(gstart) - 1, ptrs["gstart"], ptrs["gdu"], kr,
+                                   ptrs["bias"], rowstride, o, ho, wo, hq, groups, s, ptr(ffi, acc), ptr(ffi, y))
+            return y
         acc = np.empty(ntiles * r * wmax, f32)
         lib.qc_qconv_lookup(ptr(ffi, data), n, tsize, gsize, ntiles, ptrs["o0"], ptrs["rc"], ptrs["g"],
                             ptrs["offs"], ntaps, len(gstart) - 1, ptrs["gstart"], ptrs["bias"], rowstride,
-                            o, ho, wo, ptr(ffi, acc), ptr(ffi, y))
+                            o, ho, wo, rb, ptr(ffi, acc), ptr(ffi, y))
         return y
 
     return StagedKernel(table=table, lookup=lookup)

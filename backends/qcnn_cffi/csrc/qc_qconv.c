@@ -19,8 +19,8 @@
 
 #define R QC_CONV_R_VALUE
 #if VL == 16
-#define QC_CONV_R_VALUE 8
-#define VMAX 3
+#define QC_CONV_R_VALUE 6
+#define VMAX 4
 #elif VL == 8
 #define QC_CONV_R_VALUE 4
 #define VMAX 3
@@ -116,18 +116,21 @@ void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
     }
 }
 
-/* One register tile: R channels x V vectors of one output row segment, the taps of one group:
- * acc[r*WMAX + v*VL] += sum_t base[of[t*R + r] + v*VL]. */
+/* One register tile: R channels x V vectors (at positions vo[v] of the output block) for the taps
+ * of one group: acc[r*WMAX + v*VL] += sum_t base[of[t*R + r] + vo[v]]. */
 #define WMAX (VMAX * VL)
 #define DEF_TILE(V)                                                                              \
-    static void tile_##V(const float *base, const int32_t *of, int64_t ntaps, float *acc) {      \
+    static void tile_##V(const float *base, const int64_t *vo, const int32_t *of, int64_t ntaps, \
+                         float *acc) {                                                           \
         vf a[R][V];                                                                              \
+        int64_t o[V];                                                                            \
+        for (int v = 0; v < V; ++v) o[v] = vo[v];                                                \
         for (int r = 0; r < R; ++r)                                                              \
             for (int v = 0; v < V; ++v) a[r][v] = vload(acc + r * WMAX + v * VL);                \
         for (int64_t t = 0; t < ntaps; ++t, of += R) {                                           \
             for (int r = 0; r < R; ++r) {                                                        \
                 const float *p = base + of[r];                                                   \
-                for (int v = 0; v < V; ++v) a[r][v] = vadd(a[r][v], vload(p + v * VL));         \
+                for (int v = 0; v < V; ++v) a[r][v] = vadd(a[r][v], vload(p + o[v]));            \
             }                                                                                    \
         }                                                                                        \
         for (int r = 0; r < R; ++r)                                                              \
@@ -148,7 +151,7 @@ DEF_TILE(4)
 #endif
 #pragma GCC pop_options
 
-typedef void (*tile_fn)(const float *, const int32_t *, int64_t, float *);
+typedef void (*tile_fn)(const float *, const int64_t *, const int32_t *, int64_t, float *);
 static const tile_fn TILES[VMAX + 1] = {
     0, tile_1,
 #if VMAX >= 2
@@ -162,11 +165,64 @@ static const tile_fn TILES[VMAX + 1] = {
 #endif
 };
 
+/* Output blocks: rb rows x one column segment of nvc vectors (rb > 1 only when a row is one
+ * segment), so V = rb * nvc <= VMAX vectors share every offset load. */
 void qc_qconv_lookup(const float *T, int64_t N, int64_t tsize, int64_t gsize,
                      int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
                      const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
-                     const float *bias_t, int64_t rowstride, int64_t O, int64_t Ho, int64_t Wo,
+                     const float *bias_t, int64_t rowstride, int64_t O, int64_t Ho, int64_t Wo, int64_t rb,
                      float *acc, float *y) {
+    int64_t HWo = Ho * Wo;
+    int nth = qc_nthreads < ntiles ? qc_nthreads : (int)ntiles;
+    if (nth < 1) nth = 1;
+    int64_t nvrow = (Wo + VL - 1) / VL; /* vectors per output row */
+    if (rb < 1 || nvrow * rb > VMAX) rb = 1;
+#pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        /* a fixed, contiguous range of tiles per thread: results do not depend on the thread count */
+        int64_t t0 = ntiles * tid / nth, t1 = ntiles * (tid + 1) / nth;
+        int64_t vo[VMAX];
+        for (int64_t n = 0; n < N; ++n) {
+            const float *Tn = T + n * tsize;
+            for (int64_t i0 = 0; i0 < Ho; i0 += rb)
+                for (int64_t c0 = 0; c0 < Wo; c0 += WMAX) {
+                    int64_t rows = qc_min64(rb, Ho - i0);
+                    int64_t width = qc_min64(WMAX, Wo - c0), nvc = (width + VL - 1) / VL, nv = rows * nvc;
+                    for (int64_t v = 0; v < nv; ++v) vo[v] = (v / nvc) * rowstride + (v % nvc) * VL;
+                    for (int64_t tl = t0; tl < t1; ++tl)
+                        for (int r = 0; r < R; ++r)
+                            for (int64_t q = 0; q < nv * VL; ++q) acc[(tl * R + r) * WMAX + q] = bias_t[tl * R + r];
+                    for (int64_t gr = 0; gr < ngroups; ++gr)
+                        for (int64_t tl = t0; tl < t1; ++tl)
+                            TILES[nv](Tn + tile_g[tl] * gsize + i0 * rowstride + c0, vo,
+                                      offs + (tl * ntaps + gstart[gr]) * R, gstart[gr + 1] - gstart[gr],
+                                      acc + tl * R * WMAX);
+                    for (int64_t tl = t0; tl < t1; ++tl) {
+                        float *dst = y + n * O * HWo + tile_o0[tl] * HWo + i0 * Wo + c0;
+                        for (int r = 0; r < tile_rc[tl]; ++r)
+                            for (int64_t ii = 0; ii < rows; ++ii)
+                                memcpy(dst + r * HWo + ii * Wo, acc + (tl * R + r) * WMAX + ii * nvc * VL,
+                                       (size_t)width * sizeof(float));
+                    }
+                }
+        }
+    }
+}
+
+/* Table-row-major look-up: the same sums as qc_qconv_lookup (rb = 1) in another order. Table row
+ * rho (all subspaces, codes and phases) is read once, by every group of taps that uses it: taps of
+ * group g (all with tap row offset du = gdu[g] = u / st) add into output row rho - du. Partial
+ * sums of the kr = max du + 1 output rows in flight wait in a ring, acc [kr, ntiles, R, WMAX].
+ * Only one table row (plus the L1 blocks) must stay in cache, instead of kr rows. */
+void qc_qconv_lookup_tr(const float *T, int64_t N, int64_t tsize, int64_t gsize,
+                        int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
+                        const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
+                        const int32_t *gdu, int64_t kr, const float *bias_t, int64_t rowstride, int64_t O,
+                        int64_t Ho, int64_t Wo, int64_t Hq, int64_t G, int64_t S, float *acc, float *y) {
     int64_t HWo = Ho * Wo;
     int nth = qc_nthreads < ntiles ? qc_nthreads : (int)ntiles;
     if (nth < 1) nth = 1;
@@ -176,27 +232,50 @@ void qc_qconv_lookup(const float *T, int64_t N, int64_t tsize, int64_t gsize,
 #ifdef _OPENMP
         tid = omp_get_thread_num();
 #endif
-        /* a fixed, contiguous range of tiles per thread: results do not depend on the thread count */
         int64_t t0 = ntiles * tid / nth, t1 = ntiles * (tid + 1) / nth;
+        int64_t vo[VMAX];
         for (int64_t n = 0; n < N; ++n) {
             const float *Tn = T + n * tsize;
-            for (int64_t i = 0; i < Ho; ++i)
-                for (int64_t c0 = 0; c0 < Wo; c0 += WMAX) {
-                    int64_t width = qc_min64(WMAX, Wo - c0), nv = (width + VL - 1) / VL;
-                    for (int64_t tl = t0; tl < t1; ++tl)
-                        for (int r = 0; r < R; ++r)
-                            for (int64_t q = 0; q < nv * VL; ++q) acc[(tl * R + r) * WMAX + q] = bias_t[tl * R + r];
-                    for (int64_t gr = 0; gr < ngroups; ++gr)
+            for (int64_t c0 = 0; c0 < Wo; c0 += WMAX) {
+                int64_t width = qc_min64(WMAX, Wo - c0), nv = (width + VL - 1) / VL;
+                for (int64_t v = 0; v < nv; ++v) vo[v] = v * VL;
+                for (int64_t rho = 0; rho < Ho + kr - 1; ++rho) {
+                    if (rho < Ho) {
+                        float *slot = acc + (rho % kr) * ntiles * R * WMAX;
                         for (int64_t tl = t0; tl < t1; ++tl)
-                            TILES[nv](Tn + tile_g[tl] * gsize + i * rowstride + c0,
+                            for (int r = 0; r < R; ++r)
+                                for (int64_t q = 0; q < nv * VL; ++q)
+                                    slot[(tl * R + r) * WMAX + q] = bias_t[tl * R + r];
+                    }
+                    for (int64_t gr = 0; gr < ngroups; ++gr) {
+                        /* software prefetch of table row rho + 1 into L2, a slice per group: the
+                         * reads of a row jump between codes, which the hardware prefetchers miss */
+                        if (rho + 1 < Hq && gr * 16 < rowstride) {
+                            int64_t lo = rowstride * gr / ngroups / 16 * 16, hi = rowstride * (gr + 1) / ngroups;
+                            for (int64_t gs = 0; gs < G * S; ++gs) {
+                                const char *row = (const char *)(Tn + (gs * Hq + rho + 1) * rowstride);
+                                for (int64_t q = lo; q < hi; q += 16) __builtin_prefetch(row + q * 4, 0, 2);
+                            }
+                        }
+                        int64_t i = rho - gdu[gr];
+                        if (i < 0 || i >= Ho) continue;
+                        float *slot = acc + (i % kr) * ntiles * R * WMAX;
+                        for (int64_t tl = t0; tl < t1; ++tl)
+                            TILES[nv](Tn + tile_g[tl] * gsize + i * rowstride + c0, vo,
                                       offs + (tl * ntaps + gstart[gr]) * R, gstart[gr + 1] - gstart[gr],
-                                      acc + tl * R * WMAX);
-                    for (int64_t tl = t0; tl < t1; ++tl) {
-                        float *dst = y + n * O * HWo + tile_o0[tl] * HWo + i * Wo + c0;
-                        for (int r = 0; r < tile_rc[tl]; ++r)
-                            memcpy(dst + r * HWo, acc + (tl * R + r) * WMAX, (size_t)width * sizeof(float));
+                                      slot + tl * R * WMAX);
+                    }
+                    int64_t done = rho - (kr - 1);
+                    if (done >= 0 && done < Ho) {
+                        const float *slot = acc + (done % kr) * ntiles * R * WMAX;
+                        for (int64_t tl = t0; tl < t1; ++tl) {
+                            float *dst = y + n * O * HWo + tile_o0[tl] * HWo + done * Wo + c0;
+                            for (int r = 0; r < tile_rc[tl]; ++r)
+                                memcpy(dst + r * HWo, slot + (tl * R + r) * WMAX, (size_t)width * sizeof(float));
+                        }
                     }
                 }
+            }
         }
     }
 }

@@ -55,12 +55,22 @@ void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
  * the taps t summed group by group (taps gstart[g] .. gstart[g+1]-1, in order), for r < rcount(tile).
  * T holds N*tsize floats plus zeroed slack covering reads up to ceil(Wo / VL) * VL columns past each
  * row start. tile_o0/tile_rc/tile_g [ntiles]; offs [ntiles, ntaps, R]; gstart [ngroups + 1];
- * bias_t [ntiles, R]; acc scratch [ntiles, R, qc_conv_width()]. */
+ * bias_t [ntiles, R]; acc scratch [ntiles, R, qc_conv_width()]. rb: output rows per register tile
+ * when a whole row fits in a few vectors (1 otherwise). */
 void qc_qconv_lookup(const float *T, int64_t N, int64_t tsize, int64_t gsize,
                      int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
                      const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
-                     const float *bias_t, int64_t rowstride, int64_t O, int64_t Ho, int64_t Wo,
+                     const float *bias_t, int64_t rowstride, int64_t O, int64_t Ho, int64_t Wo, int64_t rb,
                      float *acc, float *y);
+/* The same sums, table-row-major: groups of taps each with one tap-row offset gdu[g] = u / st
+ * (kr = max + 1); each table row is read once (and the next one prefetched; the table is
+ * [N, G, S, Hq, rowstride]) while kr output rows accumulate in a ring,
+ * acc scratch [kr, ntiles, R, qc_conv_width()]. */
+void qc_qconv_lookup_tr(const float *T, int64_t N, int64_t tsize, int64_t gsize,
+                        int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
+                        const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
+                        const int32_t *gdu, int64_t kr, const float *bias_t, int64_t rowstride, int64_t O,
+                        int64_t Ho, int64_t Wo, int64_t Hq, int64_t G, int64_t S, float *acc, float *y);
 int qc_conv_r(void);     /* R: output channels per register tile */
 int qc_conv_chunk(void); /* VL: floats per vector */
 int qc_conv_width(void); /* columns per register tile (row segments are at most this wide) */
