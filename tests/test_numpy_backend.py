@@ -100,7 +100,8 @@ def test_qconv_table_is_the_reference_lut(backend):
     n, g, s, kk, h, w = want.shape
     st, p = layer.stride, layer.pad
     hs, ws = -(-(h + 2 * p) // st), -(-(w + 2 * p) // st)
-    t = table.reshape(n, g, s, kk, st, st, hs, ws).transpose(0, 1, 2, 3, 6, 4, 7, 5).reshape(n, g, s, kk, hs * st, ws * st)
+    t = table.reshape(n, g, s, kk, st, st, hs, ws).transpose(0, 1, 2, 3, 6, 4, 7, 5)
+    t = t.reshape(n, g, s, kk, hs * st, ws * st)
     assert rel(t[..., p:p + h, p:p + w], want) <= TOL
     assert not t[..., :p, :].any() and not t[..., p + h:, :].any()  # the table of zero padding is 0
 
@@ -218,9 +219,9 @@ def test_outputs_are_fresh_arrays(backend):
     """A kernel's result is never a buffer that the next call overwrites."""
     rng = np.random.default_rng(9)
     layer, params, x = _conv_case((1, 6, 12, 12, 4, 3, 1, 1, 2, 2, 8), True, rng)
+    weight = rng.standard_normal((4, 3, 3, 3), dtype=np.float32)
     for kernel in (backend.prepare(layer, params, x.shape[1:]),
-                   backend.prepare(layer.with_quant(None), {"weight": rng.standard_normal((4, 3, 3, 3), dtype=np.float32),
-                                                            "bias": params["bias"]}, x.shape[1:])):
+                   backend.prepare(layer.with_quant(None), {"weight": weight, "bias": params["bias"]}, x.shape[1:])):
         first = kernel(x)
         keep = first.copy()
         kernel(x * 2)
@@ -235,11 +236,13 @@ def test_alternating_batch_sizes(backend):
     for quantized in (False, True):
         layer, params, _ = _conv_case((1, c, h, w, 4, 3, 2, 2, 2, 4, 8), quantized, rng)
         if quantized:
-            cases.append((layer, params, lambda x, p=params: ref.qconv(x, p["codebook"], p["codes"], p["bias"], 2, 2, 2)))
+            cases.append((layer, params,
+                          lambda x, p=params: ref.qconv(x, p["codebook"], p["codes"], p["bias"], 2, 2, 2)))
         else:
             cases.append((layer, params, lambda x, p=params: ref.conv(x, p["weight"], p["bias"], 2, 2, 2)))
     cases.append((Layer(name="p", type="pool", kernel=3, stride=2, pad=1), {}, lambda x: ref.max_pool(x, 3, 2, 1)))
-    cases.append((Layer(name="n", type="lrn", size=5, alpha=1.0, beta=0.75, k=2.0), {}, lambda x: ref.lrn(x, 5, 1.0, 0.75, 2.0)))
+    cases.append((Layer(name="n", type="lrn", size=5, alpha=1.0, beta=0.75, k=2.0), {},
+                  lambda x: ref.lrn(x, 5, 1.0, 0.75, 2.0)))
     fcq = {"codebook": rng.standard_normal((19, 4, 32), dtype=np.float32),
            "codes": rng.integers(0, 4, (40, 19), dtype=np.uint8), "bias": np.zeros(40, np.float32)}
     cases.append((Layer(name="f", type="fc", out=40, quant=Quant(32, 4)), fcq,
