@@ -41,7 +41,7 @@ f32 = np.float32
 #: Target size in bytes of one gathered chunk [taps, O_block, L] (well within the L2 cache),
 #: and the most taps reduced in one step.
 CHUNK_BYTES = 512 << 10
-MAX_TAPS = 32
+MAX_TAPS = 64
 
 
 class QConvGeometry:
@@ -105,13 +105,16 @@ class QConvLookup:
         # Schedule. Taps of the same subspace s and stride phase (u % st, v % st) read rows
         # of the same K planes, a compact part of the table; visiting the table one such
         # part at a time keeps it in cache, while the accumulator [O, L] is revisited.
+        # Small groups (3 x 3 taps) take several subspaces at once, for fewer, bigger reductions.
         tap = np.arange(q.k)
+        per_phase = (-(-q.k // st)) ** 2
+        subs = max(1, MAX_TAPS // per_phase)
         groups = []
-        for sub in range(q.s):
+        for sub in range(0, q.s, subs):
             for a in range(st):
                 for b in range(st):
                     taps = (tap[tap % st == a][:, None] * q.k + tap[tap % st == b][None, :]).ravel()
-                    js = taps * q.s + sub
+                    js = (taps[None, :] * q.s + np.arange(sub, min(sub + subs, q.s))[:, None]).ravel()
                     groups += [js[i:i + MAX_TAPS] for i in range(0, js.size, MAX_TAPS)]
         longest = max(len(js) for js in groups)
         ob = int(min(q.o, max(1, CHUNK_BYTES // (longest * q.length * 4))))
