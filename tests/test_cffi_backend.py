@@ -122,6 +122,21 @@ def test_conv_matches_reference(backend, layer, in_shape, batch, seed):
     run_case(backend, layer, in_shape, batch, seed)
 
 
+@pytest.mark.parametrize("order,row_block,simd", [("table", 1, 1), ("table", 3, 0), ("output", 1, 1),
+                                                 ("output", 4, 0)])
+def test_qconv_schedules_agree(backend, monkeypatch, order, row_block, simd):
+    """Every look-up schedule (table- or output-row-major, row blocking) and table builder
+    (SGEMM or SIMD) computes the same sums."""
+    from qcnn_cffi import qconv
+
+    monkeypatch.setattr(qconv, "LOOKUP_ORDER", order)
+    monkeypatch.setattr(qconv, "ROW_BLOCK", row_block)
+    monkeypatch.setattr(qconv, "TABLE_SIMD", simd)
+    for layer, in_shape, batch, seed in conv_cases():
+        if layer.quant is not None:
+            run_case(backend, layer, in_shape, batch, seed)
+
+
 FC_CASES = [
     # (in_shape, out, quant): K around the 16 / 32 register boundaries, D not dividing F, odd O
     ((37,), 5, None),

@@ -43,8 +43,9 @@ class ConvTable:
 #: OpenBLAS' small-matrix path there 3-4x. ``QCNN_CFFI_TABLE=blas`` forces SGEMM everywhere.
 TABLE_SIMD = 0 if os.environ.get("QCNN_CFFI_TABLE", "simd").lower() == "blas" else 1
 
-#: Output rows per register tile when a row is narrow (conv3-5: 13 columns = 1 vector).
-ROW_BLOCK = int(os.environ.get("QCNN_CFFI_ROW_BLOCK", "4"))
+#: Output rows per register tile when a row is narrow (conv3-5: 13 columns = 1 vector). Sharing
+#: each offset load between rows measured slower here (the rows' table blocks crowd L1), so 1.
+ROW_BLOCK = int(os.environ.get("QCNN_CFFI_ROW_BLOCK", "1"))
 
 #: Look-up order: "table" (default; table-row-major: each table row read
 #: once, for layers whose kr table rows would crowd L2), or "auto" (table when the rows one output
@@ -141,8 +142,8 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
     table_rows_major = LOOKUP_ORDER == "table" or (
         LOOKUP_ORDER == "auto" and kr * s * kk * p_ * wq * 4 > TABLE_ROW_MAJOR_BYTES)
     if table_rows_major:
-        taps, gstart, gdu = _tap_groups_tr(k, st, s, kk * wq * 4)
-        rb = 1
+        rb = min(ROW_BLOCK, int(lib.qc_conv_width()) // vl) if nvrow == 1 else 1
+        taps, gstart, gdu = _tap_groups_tr(k, st, s, kk * wq * 4 * rb)
     else:
         taps, gstart = _tap_groups(k, st, s, kk * wq * 4, rb)
         gdu = np.zeros(len(gstart) - 1, np.int32)
@@ -192,10 +193,10 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
             raise QcnnError(f"layer {layer.name}: the look-up table was modified")
         y = np.empty((n, o, ho, wo), f32)
         if table_rows_major:
-            acc = np.empty(kr * ntiles * r * wmax, f32)
+            acc = np.empty((kr + rb + 1) * ntiles * r * wmax, f32)
             lib.qc_qconv_lookup_tr(ptr(ffi, data), n, tsize, gsize, ntiles, ptrs["o0"], ptrs["rc"], ptrs["g"],
                                    ptrs["offs"], ntaps, len(gstart) - 1, ptrs["gstart"], ptrs["gdu"], kr,
-                                   ptrs["bias"], rowstride, o, ho, wo, hq, groups, s, ptr(ffi, acc), ptr(ffi, y))
+                                   ptrs["bias"], rowstride, o, ho, wo, rb, ptr(ffi, acc), ptr(ffi, y))
             return y
         acc = np.empty(ntiles * r * wmax, f32)
         lib.qc_qconv_lookup(ptr(ffi, data), n, tsize, gsize, ntiles, ptrs["o0"], ptrs["rc"], ptrs["g"],

@@ -116,17 +116,17 @@ void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
     }
 }
 
-/* One register tile: R channels x V vectors (at positions vo[v] of the output block) for the taps
- * of one group: acc[r*WMAX + v*VL] += sum_t base[of[t*R + r] + vo[v]]. */
+/* One register tile: R channels x V vectors for the taps of one group. Vector v reads the table at
+ * base + of[t*R + r] + vo[v] and accumulates into accp[v][r * WMAX]. */
 #define WMAX (VMAX * VL)
 #define DEF_TILE(V)                                                                              \
     static void tile_##V(const float *base, const int64_t *vo, const int32_t *of, int64_t ntaps, \
-                         float *acc) {                                                           \
+                         float *const *accp) {                                                   \
         vf a[R][V];                                                                              \
         int64_t o[V];                                                                            \
         for (int v = 0; v < V; ++v) o[v] = vo[v];                                                \
         for (int r = 0; r < R; ++r)                                                              \
-            for (int v = 0; v < V; ++v) a[r][v] = vload(acc + r * WMAX + v * VL);                \
+            for (int v = 0; v < V; ++v) a[r][v] = vload(accp[v] + r * WMAX);                     \
         for (int64_t t = 0; t < ntaps; ++t, of += R) {                                           \
             for (int r = 0; r < R; ++r) {                                                        \
                 const float *p = base + of[r];                                                   \
@@ -134,7 +134,7 @@ void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
             }                                                                                    \
         }                                                                                        \
         for (int r = 0; r < R; ++r)                                                              \
-            for (int v = 0; v < V; ++v) vstore(acc + r * WMAX + v * VL, a[r][v]);                \
+            for (int v = 0; v < V; ++v) vstore(accp[v] + r * WMAX, a[r][v]);                     \
     }
 
 #pragma GCC push_options
@@ -151,7 +151,7 @@ DEF_TILE(4)
 #endif
 #pragma GCC pop_options
 
-typedef void (*tile_fn)(const float *, const int64_t *, const int32_t *, int64_t, float *);
+typedef void (*tile_fn)(const float *, const int64_t *, const int32_t *, int64_t, float *const *);
 static const tile_fn TILES[VMAX + 1] = {
     0, tile_1,
 #if VMAX >= 2
@@ -165,8 +165,16 @@ static const tile_fn TILES[VMAX + 1] = {
 #endif
 };
 
-/* Output blocks: rb rows x one column segment of nvc vectors (rb > 1 only when a row is one
- * segment), so V = rb * nvc <= VMAX vectors share every offset load. */
+static void fill_bias(float *slot, int64_t t0, int64_t t1, const float *bias_t, int64_t nq) {
+    for (int64_t tl = t0; tl < t1; ++tl)
+        for (int r = 0; r < R; ++r) {
+            float b = bias_t[tl * R + r], *d = slot + (tl * R + r) * WMAX;
+            for (int64_t q = 0; q < nq; ++q) d[q] = b;
+        }
+}
+
+/* Output-row-major: blocks of rb rows x one column segment of nvc vectors (rb > 1 only when a
+ * row is one segment), so V = rb * nvc <= VMAX vectors share every offset load. */
 void qc_qconv_lookup(const float *T, int64_t N, int64_t tsize, int64_t gsize,
                      int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
                      const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
@@ -186,6 +194,7 @@ void qc_qconv_lookup(const float *T, int64_t N, int64_t tsize, int64_t gsize,
         /* a fixed, contiguous range of tiles per thread: results do not depend on the thread count */
         int64_t t0 = ntiles * tid / nth, t1 = ntiles * (tid + 1) / nth;
         int64_t vo[VMAX];
+        float *accp[VMAX];
         for (int64_t n = 0; n < N; ++n) {
             const float *Tn = T + n * tsize;
             for (int64_t i0 = 0; i0 < Ho; i0 += rb)
@@ -193,14 +202,13 @@ void qc_qconv_lookup(const float *T, int64_t N, int64_t tsize, int64_t gsize,
                     int64_t rows = qc_min64(rb, Ho - i0);
                     int64_t width = qc_min64(WMAX, Wo - c0), nvc = (width + VL - 1) / VL, nv = rows * nvc;
                     for (int64_t v = 0; v < nv; ++v) vo[v] = (v / nvc) * rowstride + (v % nvc) * VL;
-                    for (int64_t tl = t0; tl < t1; ++tl)
-                        for (int r = 0; r < R; ++r)
-                            for (int64_t q = 0; q < nv * VL; ++q) acc[(tl * R + r) * WMAX + q] = bias_t[tl * R + r];
+                    fill_bias(acc, t0, t1, bias_t, nv * VL);
                     for (int64_t gr = 0; gr < ngroups; ++gr)
-                        for (int64_t tl = t0; tl < t1; ++tl)
+                        for (int64_t tl = t0; tl < t1; ++tl) {
+                            for (int64_t v = 0; v < nv; ++v) accp[v] = acc + tl * R * WMAX + v * VL;
                             TILES[nv](Tn + tile_g[tl] * gsize + i0 * rowstride + c0, vo,
-                                      offs + (tl * ntaps + gstart[gr]) * R, gstart[gr + 1] - gstart[gr],
-                                      acc + tl * R * WMAX);
+                                      offs + (tl * ntaps + gstart[gr]) * R, gstart[gr + 1] - gstart[gr], accp);
+                        }
                     for (int64_t tl = t0; tl < t1; ++tl) {
                         float *dst = y + n * O * HWo + tile_o0[tl] * HWo + i0 * Wo + c0;
                         for (int r = 0; r < tile_rc[tl]; ++r)
@@ -213,19 +221,22 @@ void qc_qconv_lookup(const float *T, int64_t N, int64_t tsize, int64_t gsize,
     }
 }
 
-/* Table-row-major look-up: the same sums as qc_qconv_lookup (rb = 1) in another order. Table row
- * rho (all subspaces, codes and phases) is read once, by every group of taps that uses it: taps of
- * group g (all with tap row offset du = gdu[g] = u / st) add into output row rho - du. Partial
- * sums of the kr = max du + 1 output rows in flight wait in a ring, acc [kr, ntiles, R, WMAX].
- * Only one table row (plus the L1 blocks) must stay in cache, instead of kr rows. */
+/* Table-row-major look-up: the same sums in another order. Table rows are visited in blocks of rb
+ * (rb > 1 only when an output row is one vector); the taps of group g all have the tap-row offset
+ * du = gdu[g] = u / st and add table row rho into output row rho - du. Partial sums of the output
+ * rows in flight wait in a ring of slots, acc [kr + rb, ntiles, R, WMAX] (+ one sink slot for rows
+ * outside the output), so each table row is read once, while it is hot. */
 void qc_qconv_lookup_tr(const float *T, int64_t N, int64_t tsize, int64_t gsize,
                         int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
                         const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
                         const int32_t *gdu, int64_t kr, const float *bias_t, int64_t rowstride, int64_t O,
-                        int64_t Ho, int64_t Wo, int64_t Hq, int64_t G, int64_t S, float *acc, float *y) {
-    int64_t HWo = Ho * Wo;
+                        int64_t Ho, int64_t Wo, int64_t rb, float *acc, float *y) {
+    int64_t HWo = Ho * Wo, ring = kr + rb, slotsz = ntiles * R * WMAX;
+    float *sink = acc + ring * slotsz;
     int nth = qc_nthreads < ntiles ? qc_nthreads : (int)ntiles;
     if (nth < 1) nth = 1;
+    int64_t nvrow = (Wo + VL - 1) / VL;
+    if (rb < 1 || nvrow > 1 || rb > VMAX) rb = 1;
 #pragma omp parallel num_threads(nth) if (nth > 1)
     {
         int tid = 0;
@@ -234,40 +245,38 @@ void qc_qconv_lookup_tr(const float *T, int64_t N, int64_t tsize, int64_t gsize,
 #endif
         int64_t t0 = ntiles * tid / nth, t1 = ntiles * (tid + 1) / nth;
         int64_t vo[VMAX];
+        float *accp[VMAX];
         for (int64_t n = 0; n < N; ++n) {
             const float *Tn = T + n * tsize;
             for (int64_t c0 = 0; c0 < Wo; c0 += WMAX) {
-                int64_t width = qc_min64(WMAX, Wo - c0), nv = (width + VL - 1) / VL;
-                for (int64_t v = 0; v < nv; ++v) vo[v] = v * VL;
-                for (int64_t rho = 0; rho < Ho + kr - 1; ++rho) {
-                    if (rho < Ho) {
-                        float *slot = acc + (rho % kr) * ntiles * R * WMAX;
-                        for (int64_t tl = t0; tl < t1; ++tl)
-                            for (int r = 0; r < R; ++r)
-                                for (int64_t q = 0; q < nv * VL; ++q)
-                                    slot[(tl * R + r) * WMAX + q] = bias_t[tl * R + r];
-                    }
+                int64_t width = qc_min64(WMAX, Wo - c0), nvc = (width + VL - 1) / VL;
+                int64_t nv = rb > 1 ? rb : nvc, done = 0;
+                for (int64_t rho = 0; rho < Ho + kr - 1; rho += rb) {
+                    for (int64_t i = rho; i < qc_min64(rho + rb, Ho); ++i)
+                        fill_bias(acc + (i % ring) * slotsz, t0, t1, bias_t, nvc * VL);
                     for (int64_t gr = 0; gr < ngroups; ++gr) {
-                        /* software prefetch of table row rho + 1 into L2, a slice per group: the
-                         * reads of a row jump between codes, which the hardware prefetchers miss */
-                        if (rho + 1 < Hq && gr * 16 < rowstride) {
-                            int64_t lo = rowstride * gr / ngroups / 16 * 16, hi = rowstride * (gr + 1) / ngroups;
-                            for (int64_t gs = 0; gs < G * S; ++gs) {
-                                const char *row = (const char *)(Tn + (gs * Hq + rho + 1) * rowstride);
-                                for (int64_t q = lo; q < hi; q += 16) __builtin_prefetch(row + q * 4, 0, 2);
-                            }
+                        int64_t i0 = rho - gdu[gr];
+                        if (i0 + nv - 1 < 0 || i0 >= Ho || (rb == 1 && i0 < 0)) continue;
+                        /* rows outside [0, Ho) read the (valid) base row into the sink slot */
+                        int64_t b0 = i0 < 0 ? 0 : i0;
+                        for (int64_t v = 0; v < nv; ++v) {
+                            int64_t i = rb > 1 ? i0 + v : i0;
+                            int ok = i >= 0 && i < Ho;
+                            vo[v] = rb > 1 ? (ok ? (i - b0) * rowstride : 0) : v * VL;
                         }
-                        int64_t i = rho - gdu[gr];
-                        if (i < 0 || i >= Ho) continue;
-                        float *slot = acc + (i % kr) * ntiles * R * WMAX;
-                        for (int64_t tl = t0; tl < t1; ++tl)
-                            TILES[nv](Tn + tile_g[tl] * gsize + i * rowstride + c0, vo,
-                                      offs + (tl * ntaps + gstart[gr]) * R, gstart[gr + 1] - gstart[gr],
-                                      slot + tl * R * WMAX);
+                        for (int64_t tl = t0; tl < t1; ++tl) {
+                            for (int64_t v = 0; v < nv; ++v) {
+                                int64_t i = rb > 1 ? i0 + v : i0;
+                                accp[v] = (i >= 0 && i < Ho ? acc + (i % ring) * slotsz : sink) + tl * R * WMAX +
+                                          (rb > 1 ? 0 : v * VL);
+                            }
+                            TILES[nv](Tn + tile_g[tl] * gsize + b0 * rowstride + c0, vo,
+                                      offs + (tl * ntaps + gstart[gr]) * R, gstart[gr + 1] - gstart[gr], accp);
+                        }
                     }
-                    int64_t done = rho - (kr - 1);
-                    if (done >= 0 && done < Ho) {
-                        const float *slot = acc + (done % kr) * ntiles * R * WMAX;
+                    /* rows whose last table row (i + kr - 1) has been visited are complete */
+                    for (; done < Ho && done + kr - 1 < rho + rb; ++done) {
+                        const float *slot = acc + (done % ring) * slotsz;
                         for (int64_t tl = t0; tl < t1; ++tl) {
                             float *dst = y + n * O * HWo + tile_o0[tl] * HWo + done * Wo + c0;
                             for (int r = 0; r < tile_rc[tl]; ++r)
