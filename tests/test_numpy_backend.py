@@ -255,6 +255,24 @@ def test_alternating_batch_sizes(backend):
             assert rel(kernel(x), want(x)) <= TOL, (layer.name, n)
 
 
+def test_kernels_shared_between_threads(backend):
+    """Kept buffers are per thread: one prepared kernel called from several threads at once stays right."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(12)
+    shape = (8, 61, 57)
+    layer, params, _ = _conv_case((1, *shape, 8, 3, 1, 1, 2, 4, 16), True, rng)
+    kernels = [backend.prepare(layer, params, shape),
+               backend.prepare(Layer(name="p", type="pool", kernel=3, stride=2, pad=1), {}, shape)]
+    inputs = [batch(rng, 2, shape) for _ in range(8)]
+    wants = [[ref.qconv(x, params["codebook"], params["codes"], params["bias"], 1, 1, 2), ref.max_pool(x, 3, 2, 1)]
+             for x in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda x: [k(x) for _ in range(5) for k in kernels][-2:], inputs))
+    for g, w in zip(got, wants):
+        assert rel(g[0], w[0]) <= TOL and rel(g[1], w[1]) <= TOL
+
+
 @pytest.mark.parametrize("quantized", [True, False], ids=["quantized", "float"])
 def test_synthetic_alexnet_per_layer(quantized):
     """Each layer of the synthetic AlexNet, fed the reference's own input, matches the reference."""
