@@ -63,11 +63,75 @@ void qc_pad_phase(const float *x, int64_t N, int64_t C, int64_t H, int64_t W, in
     }
 }
 
-/* For n, g, s and every row i < Hq: T[n,g,s,i] [K, P*Wq] = cb[s][:, :dv] [K, dv] x xq[n, g*Cg + s*D + d, i].
- * SGEMM per (n, g, s, row), or, for long rows (P*Wq >= 8 vectors, e.g. AlexNet conv1 with its 16
- * stride phases) where OpenBLAS' small-matrix path is slow, explicit FMAs vectorised along the row
- * (each output vector is dv FMAs of broadcast codeword entries with the input rows held in L1). */
-static void table_rows_simd(const float *b, int64_t chan, int64_t Hq, int64_t pw, const float *cb, int64_t K,
+/* For n, g, s and every row i < Hq: T[n,g,s,i] [K, P*Wq] = cb[s][:, :dv] [K, dv] x xq[n, g*Cg + s*D + d, i]:
+ * simd = 1 the register-blocked kernels above, simd = 0 one OpenBLAS SGEMM per (n, g, s, row). */
+/* One subspace's table rows by explicit SIMD: for each row i and each vector of columns j, the dv
+ * input vectors x[d][i][j..] stay in registers while every codeword k gives
+ * T[i][k][j..] = sum_d c[k][d] x[d][i][j..] (dv FMAs with broadcast operands, one store).
+ * DV is a compile-time dv so the FMA chain unrolls; the tail vector is masked (AVX-512). */
+#if VL == 16
+#define TAIL_MASK(n) ((__mmask16)((1u << (n)) - 1u))
+#define TABLE_TAIL(DV)                                                                          \
+    if (j < pw) {                                                                               \
+        __mmask16 m = TAIL_MASK(pw - j);                                                        \
+        __m512 xv[DV];                                                                          \
+        for (int d = 0; d < DV; ++d) xv[d] = _mm512_maskz_loadu_ps(m, xi + d * chan + j);       \
+        for (int64_t k = 0; k < K; ++k) {                                                       \
+            const float *c = cb + k * D;                                                        \
+            __m512 acc = _mm512_mul_ps(_mm512_set1_ps(c[0]), xv[0]);                            \
+            for (int d = 1; d < DV; ++d) acc = _mm512_fmadd_ps(_mm512_set1_ps(c[d]), xv[d], acc); \
+            _mm512_mask_storeu_ps(ti + k * pw + j, m, acc);                                     \
+        }                                                                                       \
+    }
+#else
+#define TABLE_TAIL(DV)                                                                          \
+    for (; j < pw; ++j)                                                                         \
+        for (int64_t k = 0; k < K; ++k) {                                                       \
+            const float *c = cb + k * D;                                                        \
+            float acc = c[0] * xi[j];                                                           \
+            for (int d = 1; d < DV; ++d) acc = fmaf(c[d], xi[d * chan + j], acc);               \
+            ti[k * pw + j] = acc;                                                               \
+        }
+#endif
+#define DEF_TABLE(DV)                                                                           \
+    static void table_rows_##DV(const float *b, int64_t chan, int64_t Hq, int64_t pw,           \
+                                const float *cb, int64_t K, int64_t D, float *t) {              \
+        int64_t rowsz = K * pw, nfull = pw / VL * VL;                                           \
+        for (int64_t i = 0; i < Hq; ++i) {                                                      \
+            const float *xi = b + i * pw;                                                       \
+            float *ti = t + i * rowsz;                                                          \
+            int64_t j = 0;                                                                      \
+            for (; j < nfull; j += VL) {                                                        \
+                vf xv[DV];                                                                      \
+                for (int d = 0; d < DV; ++d) xv[d] = vload(xi + d * chan + j);                  \
+                for (int64_t k = 0; k < K; ++k) {                                               \
+                    const float *c = cb + k * D;                                                \
+                    vf acc = vmul(vset1(c[0]), xv[0]);                                          \
+                    for (int d = 1; d < DV; ++d) acc = vfmadd(vset1(c[d]), xv[d], acc);         \
+                    vstore(ti + k * pw + j, acc);                                               \
+                }                                                                               \
+            }                                                                                   \
+            TABLE_TAIL(DV)                                                                      \
+        }                                                                                       \
+    }
+#pragma GCC push_options
+#pragma GCC optimize("unroll-loops")
+DEF_TABLE(1)
+DEF_TABLE(2)
+DEF_TABLE(3)
+DEF_TABLE(4)
+DEF_TABLE(5)
+DEF_TABLE(6)
+DEF_TABLE(7)
+DEF_TABLE(8)
+#pragma GCC pop_options
+typedef void (*table_fn)(const float *, int64_t, int64_t, int64_t, const float *, int64_t, int64_t, float *);
+static const table_fn TABLES[9] = {0, table_rows_1, table_rows_2, table_rows_3, table_rows_4,
+                                   table_rows_5, table_rows_6, table_rows_7, table_rows_8};
+
+/* Long rows (P*Wq >= 8 vectors, AlexNet conv1 with its 16 stride phases): code-major, so the
+ * stores run along one row of T while the dv input rows stay in L1. */
+static void table_rows_long(const float *b, int64_t chan, int64_t Hq, int64_t pw, const float *cb, int64_t K,
                             int64_t D, int64_t dv, float *t) {
     int64_t rowsz = K * pw, nfull = pw / VL * VL;
     for (int64_t i = 0; i < Hq; ++i) {
@@ -95,13 +159,29 @@ void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
                     const float *cb, int64_t S, int64_t K, int64_t D, int simd, float *T) {
     int64_t Cg = C / G, pw = P * Wq, chan = Hq * pw, rowsz = K * pw;
     int64_t jobs = N * G * S;
-    if (simd && pw >= 8 * VL) {
+    if (simd) {
         int nth = qc_nthreads;
 #pragma omp parallel for num_threads(nth) if (nth > 1 && jobs > 1) schedule(static)
         for (int64_t job = 0; job < jobs; ++job) {
             int64_t s = job % S, g = (job / S) % G, n = job / (S * G);
-            table_rows_simd(xq + (n * C + g * Cg + s * D) * chan, chan, Hq, pw, cb + s * K * D, K, D,
-                            qc_min64(D, Cg - s * D), T + job * Hq * rowsz);
+            int64_t dv = qc_min64(D, Cg - s * D);
+            const float *b = xq + (n * C + g * Cg + s * D) * chan;
+            float *t = T + job * Hq * rowsz;
+            if (pw >= 8 * VL) {
+                table_rows_long(b, chan, Hq, pw, cb + s * K * D, K, D, dv, t);
+            } else if (dv <= 8) {
+                TABLES[dv](b, chan, Hq, pw, cb + s * K * D, K, D, t);
+            } else { /* wide subspaces: the first 8 dims by SIMD, the rest accumulated on top */
+                TABLES[8](b, chan, Hq, pw, cb + s * K * D, K, D, t);
+                for (int64_t i = 0; i < Hq; ++i)
+                    for (int64_t k = 0; k < K; ++k)
+                        for (int64_t d = 8; d < dv; ++d) {
+                            float c = cb[(s * K + k) * D + d];
+                            const float *x = b + d * chan + i * pw;
+                            float *o = t + i * rowsz + k * pw;
+                            for (int64_t j = 0; j < pw; ++j) o[j] = fmaf(c, x[j], o[j]);
+                        }
+            }
         }
         return;
     }
