@@ -1,32 +1,61 @@
-"""Per-layer timing of the numba backend on a synthetic model (batch 1 by default).
+"""Per-layer timing of the numba backend on synthetic models (batch 1, 1 thread by default).
 
 ``python -m qcnn_numba.bench [--arch alexnet] [--threads 1] [--repeat 50] [--batch 1]``
-prints median milliseconds end to end (``session.forward``) for the quantized model on
-numba, the float model on numba (im2col + BLAS) and the float model on the reference,
-then one line per layer of the quantized model with the table / look-up split.
+
+Prints end-to-end medians (``session.forward``) of the quantized model on numba and of
+the float model on numba (im2col + BLAS) and on the ``numpy`` backend when it is
+installed, in wall time and in process CPU time (CPU time is what the paper's timers
+measure, and it is robust to other processes sharing the machine). Then one line per
+layer of the quantized model, timed in sequence inside forward passes, with the table
+building / look-up split of the quantized layers timed through their two stages.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 import qcnn
 from qcnn import zoo
+from qcnn.errors import QcnnError
+from qcnn.plugins import load_backend
 
 __all__ = ["main"]
 
 
-def _median_ms(fn, x: np.ndarray, repeat: int) -> float:  # type: ignore[no-untyped-def]
+def _medians(fn: Callable[[np.ndarray], object], x: np.ndarray, repeat: int) -> tuple[float, float]:
+    """(wall ms, CPU ms) medians of ``fn(x)`` after one warm-up call."""
     fn(x)
-    times = []
+    wall, cpu = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn(x)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1e3)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return float(np.median(wall) * 1e3), float(np.median(cpu) * 1e3)
+
+
+def _per_layer(session: qcnn.Session, x: np.ndarray, repeat: int) -> dict[str, list[float]]:
+    """CPU ms per layer, timed in sequence over ``repeat`` forward passes: {name: [total, table, lookup]}."""
+    rows: dict[str, list[list[float]]] = {p.layer.name: [] for p in session.layers}
+    for _ in range(repeat):
+        h = x
+        for p in session.layers:
+            k = p.kernel
+            if isinstance(k, qcnn.StagedKernel):
+                c0 = time.process_time()
+                t = k.table(h)
+                c1 = time.process_time()
+                k.lookup(t)
+                c2 = time.process_time()
+            c3 = time.process_time()
+            h = k(h)
+            c4 = time.process_time()
+            rows[p.layer.name].append([c4 - c3] + ([c1 - c0, c2 - c1] if isinstance(k, qcnn.StagedKernel) else []))
+    return {name: list(np.median(np.array(v), axis=0) * 1e3) for name, v in rows.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,41 +67,36 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     quant = zoo.synthetic(args.arch)
     flt = zoo.synthetic(args.arch, quantized=False)
-    sq = qcnn.compile(quant, "numba", threads=args.threads)
-    sf = qcnn.compile(flt, "numba", threads=args.threads)
-    sr = qcnn.compile(flt, "reference", threads=args.threads)
     x = np.random.default_rng(0).standard_normal((args.batch, *quant.spec.input)).astype(np.float32)
-    info = qcnn.plugins.load_backend("numba").impl.info()
-    print(f"{args.arch}, batch {args.batch}, {args.threads} thread(s), median of {args.repeat}; {info}")
-    q_ms = _median_ms(sq.forward, x, args.repeat)
-    f_ms = _median_ms(sf.forward, x, args.repeat)
-    r_ms = _median_ms(sr.forward, x, max(3, args.repeat // 10))
-    print(f"end to end: numba quantized {q_ms:.2f} ms | numba float {f_ms:.2f} ms | "
-          f"reference float {r_ms:.2f} ms | float/quantized {f_ms / q_ms:.2f}x")
-    print(f"{'layer':<8}{'op':<8}{'total ms':>10}{'table ms':>10}{'lookup ms':>10}{'float ms':>10}")
-    h = x
-    hf = x
-    sums = [0.0, 0.0, 0.0, 0.0]
-    for pq, pf in zip(sq.layers, sf.layers):
-        k = pq.kernel
-        tot = _median_ms(k, h, args.repeat)
-        flt_ms = _median_ms(pf.kernel, hf, args.repeat)
-        line = f"{pq.layer.name:<8}{pq.layer.op:<8}{tot:>10.3f}"
-        if isinstance(k, qcnn.StagedKernel):
-            tab = _median_ms(k.table, h, args.repeat)
-            t = k.table(h)
-            look = _median_ms(lambda _: k.lookup(t), h, args.repeat)
-            line += f"{tab:>10.3f}{look:>10.3f}"
-            sums[1] += tab
-            sums[2] += look
-        else:
-            line += f"{'':>10}{'':>10}"
-        sums[0] += tot
-        sums[3] += flt_ms
-        print(line + f"{flt_ms:>10.3f}")
-        h = k(h)
-        hf = pf.kernel(hf)
-    print(f"{'sum':<16}{sums[0]:>10.3f}{sums[1]:>10.3f}{sums[2]:>10.3f}{sums[3]:>10.3f}")
+    sessions = {"numba quantized": qcnn.compile(quant, "numba", threads=args.threads),
+                "numba float": qcnn.compile(flt, "numba", threads=args.threads)}
+    try:
+        sessions["numpy float"] = qcnn.compile(flt, "numpy", threads=args.threads)
+    except QcnnError as err:
+        print(f"(numpy backend not available: {err})")
+    print(f"{args.arch}, batch {args.batch}, {args.threads} thread(s), medians of {args.repeat}")
+    print(f"numba backend: {load_backend('numba').impl.info()}")
+    ends = {name: _medians(s.forward, x, args.repeat) for name, s in sessions.items()}
+    for name, (wall, cpu) in ends.items():
+        print(f"end to end  {name:<16} wall {wall:8.2f} ms   CPU {cpu:8.2f} ms")
+    q_cpu = ends["numba quantized"][1]
+    for name, (_, cpu) in ends.items():
+        if name != "numba quantized":
+            print(f"speed-up of numba quantized over {name} (CPU): {cpu / q_cpu:.2f}x")
+    print("\nper layer of the quantized model, CPU ms, in sequence (call = the kernel as the session runs it;"
+          " table + lookup = its two stages run apart)")
+    print(f"{'layer':<8}{'op':<9}{'call':>8}{'table':>8}{'lookup':>8}")
+    stats = _per_layer(sessions["numba quantized"], x, args.repeat)
+    sums = np.zeros(3)
+    for p in sessions["numba quantized"].layers:
+        v = stats[p.layer.name]
+        line = f"{p.layer.name:<8}{p.layer.op:<9}{v[0]:>8.3f}"
+        if len(v) == 3:
+            line += f"{v[1]:>8.3f}{v[2]:>8.3f}"
+            sums[1:] += v[1:]
+        sums[0] += v[0]
+        print(line)
+    print(f"{'sum':<17}{sums[0]:>8.3f}{sums[1]:>8.3f}{sums[2]:>8.3f}")
     return 0
 
 

@@ -36,14 +36,17 @@ def max_pool(x: np.ndarray, k: int, st: int, pad: int, out: np.ndarray) -> None:
             for r in range(r0, r1):
                 src = x[n, c, r]
                 for j in range(w):
-                    vmax[j] = max(vmax[j], src[j])
+                    v = src[j]
+                    vmax[j] = v if v > vmax[j] else vmax[j]
+            dst = out[n, c, i]
             for j in range(wo):
                 c0 = max(j * st - pad, 0)
                 c1 = min(j * st - pad + k, w)
                 m = np.float32(-np.inf)
-                for q in range(c0, c1):
-                    m = max(m, vmax[q])
-                out[n, c, i, j] = m
+                for q in range(c1 - c0):
+                    v = vmax[c0 + q]
+                    m = v if v > m else m
+                dst[j] = m
 
 
 @njit(cache=True, parallel=True)
@@ -52,9 +55,11 @@ def relu(x: np.ndarray, out: np.ndarray) -> None:
     size = x.shape[0]
     chunk = 16384
     for b in prange((size + chunk - 1) // chunk):
-        for i in range(b * chunk, min(size, (b + 1) * chunk)):
-            v = x[i]
-            out[i] = np.float32(0.0) if v < 0 else v
+        src = x[b * chunk:min(size, (b + 1) * chunk)]  # views indexed from 0: vectorised loops
+        dst = out[b * chunk:min(size, (b + 1) * chunk)]
+        for i in range(src.shape[0]):
+            v = src[i]
+            dst[i] = np.float32(0.0) if v < 0 else v
 
 
 @njit(cache=True, parallel=True)
@@ -63,8 +68,10 @@ def copy(x: np.ndarray, out: np.ndarray) -> None:
     size = x.shape[0]
     chunk = 65536
     for b in prange((size + chunk - 1) // chunk):
-        for i in range(b * chunk, min(size, (b + 1) * chunk)):
-            out[i] = x[i]
+        src = x[b * chunk:min(size, (b + 1) * chunk)]
+        dst = out[b * chunk:min(size, (b + 1) * chunk)]
+        for i in range(src.shape[0]):
+            dst[i] = src[i]
 
 
 @njit(cache=True, parallel=True)

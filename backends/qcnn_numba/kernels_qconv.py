@@ -17,8 +17,8 @@ output row band i0..i0+R of channel o is a flat, contiguous sum
     acc[0:L] += T[n, g, s, A[o, u, v, s], ph][i0 Wq + off : i0 Wq + off + L],  L = (R - 1) Wq + Wo
 
 (columns Wo..Wq of each row are computed and dropped): plain 16-float vector adds
-(``simd.window_add*``), no gathers; four taps are summed before each accumulator update.
-Each output's sum runs in a fixed order (bias; subspace; phase; its taps in fours), the
+(``simd.window_add*``), no gathers; up to eight taps are summed before each accumulator update.
+Each output's sum runs in a fixed order (bias; subspace; phase; its taps in eights, fours, ...), the
 same in the staged and the tiled kernels and for any thread count.
 """
 
@@ -27,8 +27,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .simd import (dot1, dot1_acc, dot2, dot2_acc, dot3, dot3_acc, dot4, dot4_acc, dot5, dot5_acc, dot6,
-                   dot6_acc, dot7, dot7_acc, dot8, dot8_acc, window_add1, window_add2, window_add4)
+from .simd import (dot1, dot1_acc, dot1_pair, dot2, dot2_acc, dot2_pair, dot3, dot3_acc, dot3_pair, dot4,
+                   dot4_acc, dot4_pair, dot5, dot5_acc, dot5_pair, dot6, dot6_acc, dot6_pair, dot7, dot7_acc,
+                   dot7_pair, dot8, dot8_acc, dot8_pair, window_add1, window_add2, window_add4, window_add8)
 
 __all__ = ["phase_split", "qconv_table", "qconv_lookup", "qconv_fused"]
 
@@ -98,6 +99,37 @@ def _dot(out: np.ndarray, oo: int, xf: np.ndarray, xo: int, rs: int, wf: np.ndar
         d += 8
 
 
+@njit(cache=True, inline="always")
+def _dot_codewords(out: np.ndarray, oo: int, ostride: int, xf: np.ndarray, xo: int, rs: int, wf: np.ndarray,
+                   wo: int, dim: int, deff: int, k0: int, k1: int, nvec: int) -> None:
+    """Table rows of codewords k0..k1: out[oo + k ostride:][:16 nvec] = sum_r wf[wo + k dim + r] xf[xo + r rs:],
+    two codewords per pass (sharing the input loads) when a subspace has <= 8 rows."""
+    k = k0
+    if deff <= 8:
+        while k + 2 <= k1:
+            o, w = oo + k * ostride, wo + k * dim
+            if deff == 8:
+                dot8_pair(out, o, ostride, xf, xo, rs, wf, w, dim, nvec)
+            elif deff == 7:
+                dot7_pair(out, o, ostride, xf, xo, rs, wf, w, dim, nvec)
+            elif deff == 6:
+                dot6_pair(out, o, ostride, xf, xo, rs, wf, w, dim, nvec)
+            elif deff == 5:
+                dot5_pair(out, o, ostride, xf, xo, rs, wf, w, dim, nvec)
+            elif deff == 4:
+                dot4_pair(out, o, ostride, xf, xo, rs, wf, w, dim, nvec)
+            elif deff == 3:
+                dot3_pair(out, o, ostride, xf, xo, rs, wf, w, dim, nvec)
+            elif deff == 2:
+                dot2_pair(out, o, ostride, xf, xo, rs, wf, w, dim, nvec)
+            else:
+                dot1_pair(out, o, ostride, xf, xo, rs, wf, w, dim, nvec)
+            k += 2
+    while k < k1:
+        _dot(out, oo + k * ostride, xf, xo, rs, wf, wo + k * dim, deff, nvec)
+        k += 1
+
+
 @njit(cache=True, parallel=True)
 def qconv_table(xf: np.ndarray, dims: np.ndarray, cb: np.ndarray, out: np.ndarray) -> None:
     """The whole LUT: xf = xph flat [N, C, P Hq Wq] + slack; dims = (N, C, G, P Hq Wq, PS);
@@ -123,19 +155,24 @@ def qconv_table(xf: np.ndarray, dims: np.ndarray, cb: np.ndarray, out: np.ndarra
         nvec_all = (plen + 15) // 16
         for v0 in range(0, nvec_all, _CHUNK):
             nvec = min(_CHUNK, nvec_all - v0)
-            for k in range(kb * _KBLOCK, min(ncode, (kb + 1) * _KBLOCK)):
-                plane = (((n * groups + g) * nsub + s) * ncode + k) * pstride
-                _dot(out, plane + 16 * v0, xf, (n * ch + c0) * plen + 16 * v0, plen, wf, (s * ncode + k) * dim,
-                     deff, nvec)
+            planes = ((n * groups + g) * nsub + s) * ncode * pstride
+            _dot_codewords(out, planes + 16 * v0, pstride, xf, (n * ch + c0) * plen + 16 * v0, plen, wf,
+                           s * ncode * dim, dim, deff, kb * _KBLOCK, min(ncode, (kb + 1) * _KBLOCK), nvec)
 
 
 @njit(cache=True, inline="always")
 def _accumulate(acc: np.ndarray, a0: int, tab: np.ndarray, cs: np.ndarray, t0: int, t1: int,
                 pbase: int, pstride: int, tap_off: np.ndarray, nvec: int) -> None:
     """acc[a0:][:16 nvec] += the windows of taps t0..t1 (plane cs[t] at pbase + cs[t] pstride + tap_off[t]),
-    four at a time, then a pair, then one."""
+    eight at a time, then four, two and one."""
     t = t0
-    while t + 4 <= t1:
+    while t + 8 <= t1:
+        window_add8(acc, a0, tab, pbase + cs[t] * pstride + tap_off[t], pbase + cs[t + 1] * pstride + tap_off[t + 1],
+                    pbase + cs[t + 2] * pstride + tap_off[t + 2], pbase + cs[t + 3] * pstride + tap_off[t + 3],
+                    pbase + cs[t + 4] * pstride + tap_off[t + 4], pbase + cs[t + 5] * pstride + tap_off[t + 5],
+                    pbase + cs[t + 6] * pstride + tap_off[t + 6], pbase + cs[t + 7] * pstride + tap_off[t + 7], nvec)
+        t += 8
+    if t + 4 <= t1:
         window_add4(acc, a0, tab, pbase + cs[t] * pstride + tap_off[t], pbase + cs[t + 1] * pstride + tap_off[t + 1],
                     pbase + cs[t + 2] * pstride + tap_off[t + 2], pbase + cs[t + 3] * pstride + tap_off[t + 3], nvec)
         t += 4
@@ -226,8 +263,8 @@ def qconv_fused(xf: np.ndarray, dims: np.ndarray, cb: np.ndarray, codes: np.ndar
                 deff = min(dim, cg - s * dim)
                 for ph in range(nph):
                     xo = ((n * ch + c0) * nph + ph) * hw + i0 * wq
-                    for k in range(ncode):
-                        _dot(tile, k * tstride, xf, xo, nph * hw, wf, (s * ncode + k) * dim, deff, tvec)
+                    _dot_codewords(tile, 0, tstride, xf, xo, nph * hw, wf, s * ncode * dim, dim, deff, 0, ncode,
+                                   tvec)
                     for oo in range(nb):
                         _accumulate(acc, oo * pitch, tile, codes[o0 + oo, s], ph_start[ph], ph_start[ph + 1],
                                     0, tstride, tap_off, nvec)

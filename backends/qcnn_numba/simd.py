@@ -14,7 +14,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["HAS_AVX512", "cpu_name", "simd_level", "lut32_add", "window_add1", "window_add2", "window_add4"]
+__all__ = ["HAS_AVX512", "cpu_name", "simd_level", "lut32_add", "window_add1", "window_add2", "window_add4",
+           "window_add8"]
 
 
 def _features() -> set[str]:
@@ -102,7 +103,7 @@ def _window_codegen(ntap: int):  # type: ignore[no-untyped-def]
     return codegen
 
 
-# window_add1/2/4(acc, a, table, q..., nvec): acc[a:a+16 nvec] += the sum of the table windows
+# window_add1/2/4/8(acc, a, table, q..., nvec): acc[a:a+16 nvec] += the sum of the table windows
 # starting at q... Whole 16-float vectors only (portable LLVM vectors, not AVX-512 specific):
 # callers keep >= 15 floats of slack after every accumulator row and after the table.
 
@@ -119,41 +120,64 @@ def window_add2(typingctx, acc, a_off, table, q0, q1, nvec):  # type: ignore[no-
 
 
 @intrinsic
+def window_add8(typingctx, acc, a_off, table, q0, q1, q2, q3, q4, q5, q6, q7, nvec):  # type: ignore[no-untyped-def]
+    """acc[a_off + i] += (((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7)))[i], tk = table[qk:], i < 16 nvec."""
+    return types.void(acc, a_off, table, q0, q1, q2, q3, q4, q5, q6, q7, nvec), _window_codegen(8)
+
+
+@intrinsic
 def window_add4(typingctx, acc, a_off, table, q0, q1, q2, q3, nvec):  # type: ignore[no-untyped-def]
     """acc[a_off + i] += (table[q0 + i] + table[q1 + i]) + (table[q2 + i] + table[q3 + i]), i < 16 nvec."""
     return types.void(acc, a_off, table, q0, q1, q2, q3, nvec), _window_codegen(4)
 
 
-def _dot_codegen(nrows: int, accumulate: bool):  # type: ignore[no-untyped-def]
-    """LLVM code for out[o + i] (=, or += when ``accumulate``) sum_{r < nrows} w[wo + r] x[xo + r rs + i],
-    i < 16 nvec, as an FMA chain w0 x0 -> fma(w1, x1, .) -> ...; weights splatted once."""
+def _dot_codegen(nrows: int, accumulate: bool, ncw: int = 1):  # type: ignore[no-untyped-def]
+    """LLVM code for ``ncw`` codewords c at once (sharing the input loads):
+    out[o + c os + i] (=, or += when ``accumulate``) sum_{r < nrows} w[wo + c ws + r] x[xo + r rs + i],
+    i < 16 nvec, each as two FMA chains (even rows: w0 x0 -> fma(w2, x2, .) -> ..., odd rows
+    likewise) added at the end, so the result does not depend on ``ncw``; weights splatted once."""
 
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        out_v, oo, x_v, xo, rs, w_v, wo, nvec = args
+        if ncw == 1:
+            out_v, oo, x_v, xo, rs, w_v, wo, nvec = args
+            ostride = wstride = ir.Constant(oo.type, 0)
+        else:
+            out_v, oo, ostride, x_v, xo, rs, w_v, wo, wstride, nvec = args
+        i_w = 5 if ncw == 1 else 6
         f32 = ir.FloatType()
         v16f = ir.VectorType(f32, 16)
         arr_out = context.make_array(signature.args[0])(context, builder, out_v)
-        arr_x = context.make_array(signature.args[2])(context, builder, x_v)
-        arr_w = context.make_array(signature.args[5])(context, builder, w_v)
+        arr_x = context.make_array(signature.args[2 if ncw == 1 else 3])(context, builder, x_v)
+        arr_w = context.make_array(signature.args[i_w])(context, builder, w_v)
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v16f, [v16f, v16f, v16f]),
                                              "llvm.fma.v16f32")
-        splats = []
-        for r in range(nrows):
-            wr = builder.load(builder.gep(arr_w.data, [builder.add(wo, ir.Constant(wo.type, r))]))
-            vec = builder.insert_element(ir.Constant(v16f, None), wr, ir.Constant(ir.IntType(32), 0))
-            splats.append(builder.shuffle_vector(vec, ir.Constant(v16f, None),
-                                                 ir.Constant(ir.VectorType(ir.IntType(32), 16), [0] * 16)))
+        splats = []  # splats[c][r]
+        outs = []
+        for c in range(ncw):
+            wbase = builder.add(wo, builder.mul(wstride, ir.Constant(wo.type, c)))
+            outs.append(builder.add(oo, builder.mul(ostride, ir.Constant(oo.type, c))))
+            row = []
+            for r in range(nrows):
+                wr = builder.load(builder.gep(arr_w.data, [builder.add(wbase, ir.Constant(wo.type, r))]))
+                vec = builder.insert_element(ir.Constant(v16f, None), wr, ir.Constant(ir.IntType(32), 0))
+                row.append(builder.shuffle_vector(vec, ir.Constant(v16f, None),
+                                                  ir.Constant(ir.VectorType(ir.IntType(32), 16), [0] * 16)))
+            splats.append(row)
         rows = [builder.add(xo, builder.mul(rs, ir.Constant(rs.type, r))) for r in range(nrows)]
         with cgutils.for_range(builder, nvec) as loop:
             j = builder.mul(loop.index, ir.Constant(loop.index.type, 16))
-            acc = None
-            for r in range(nrows):
-                xv = builder.load(_vec16(builder, arr_x.data, builder.add(rows[r], j)), align=4)
-                acc = builder.fmul(splats[r], xv) if acc is None else builder.call(fma, [splats[r], xv, acc])
-            p_out = _vec16(builder, arr_out.data, builder.add(oo, j))
-            if accumulate:
-                acc = builder.fadd(builder.load(p_out, align=4), acc)
-            builder.store(acc, p_out, align=4)
+            xs = [builder.load(_vec16(builder, arr_x.data, builder.add(rows[r], j)), align=4) for r in range(nrows)]
+            for c in range(ncw):
+                chains: list = [None, None]
+                for r in range(nrows):
+                    prev = chains[r % 2]
+                    chains[r % 2] = (builder.fmul(splats[c][r], xs[r]) if prev is None
+                                     else builder.call(fma, [splats[c][r], xs[r], prev]))
+                acc = chains[0] if chains[1] is None else builder.fadd(chains[0], chains[1])
+                p_out = _vec16(builder, arr_out.data, builder.add(outs[c], j))
+                if accumulate:
+                    acc = builder.fadd(builder.load(p_out, align=4), acc)
+                builder.store(acc, p_out, align=4)
         return context.get_dummy_value()
 
     return codegen
@@ -169,8 +193,22 @@ def _dot_intrinsic(nrows: int, accumulate: bool):  # type: ignore[no-untyped-def
     return intrinsic(impl)
 
 
+def _dot_pair_intrinsic(nrows: int):  # type: ignore[no-untyped-def]
+    def impl(typingctx, out, o_off, o_stride, x, x_off, rstride, w, w_off, w_stride, nvec):  # type: ignore[no-untyped-def]
+        return (types.void(out, o_off, o_stride, x, x_off, rstride, w, w_off, w_stride, nvec),
+                _dot_codegen(nrows, False, 2))
+
+    impl.__name__ = f"dot{nrows}_pair"
+    impl.__doc__ = (f"For c in (0, 1): out[o_off + c o_stride + i] = sum_(r < {nrows}) w[w_off + c w_stride + r] "
+                    "x[x_off + r rstride + i], i < 16 nvec: two codewords sharing the input loads.")
+    return intrinsic(impl)
+
+
 # dotR / dotR_acc(out, o, x, xo, rstride, w, wo, nvec) for R = 1..8 rows: one table row chunk
-# of a subspace of R input channels (the LUT build's inner kernel).
+# of a subspace of R input channels (the LUT build's inner kernel); dotR_pair does two
+# codewords at once with bit-identical results.
 dot1, dot2, dot3, dot4, dot5, dot6, dot7, dot8 = (_dot_intrinsic(r, False) for r in range(1, 9))
 dot1_acc, dot2_acc, dot3_acc, dot4_acc, dot5_acc, dot6_acc, dot7_acc, dot8_acc = (
     _dot_intrinsic(r, True) for r in range(1, 9))
+dot1_pair, dot2_pair, dot3_pair, dot4_pair, dot5_pair, dot6_pair, dot7_pair, dot8_pair = (
+    _dot_pair_intrinsic(r) for r in range(1, 9))
