@@ -111,6 +111,8 @@ def conv_cases() -> list[tuple[Layer, tuple[int, int, int], int, int]]:
         (Layer("c4", "conv", out=3, kernel=1, quant=Quant(3, 5)), (7, 4, 6), 1),  # 1x1, no pad: direct table
         (Layer("c5", "conv", out=4, kernel=2, stride=3, pad=3, groups=4, quant=Quant(1, 2)), (4, 5, 3), 3),
         (Layer("f1", "conv", out=6, kernel=3, stride=2, pad=1, groups=3), (9, 10, 7), 3),
+        (Layer("c6", "conv", out=4, kernel=3, pad=1, quant=Quant(11, 16)), (20, 6, 7), 1),  # D > 8
+        (Layer("c7", "conv", out=3, kernel=5, stride=4, quant=Quant(12, 8)), (12, 9, 140), 3),  # long rows, D > 8
     ]
     cases += [(layer, shape, n, 100 + j) for j, (layer, shape, n) in enumerate(fixed)]
     return cases
