@@ -64,11 +64,16 @@ class NumpyBackend:
         return None  # an op this backend does not know: the runtime falls back to the reference
 
     def info(self) -> dict[str, Any]:
-        """BLAS library, its version and threads as threadpoolctl sees them; numpy version; thread setting."""
+        """numpy's own BLAS (as threadpoolctl sees it: the library loaded from numpy's
+        directory, not another backend's), its version and threads; numpy version."""
+        import os
+
         from threadpoolctl import threadpool_info
 
+        here = os.path.dirname(os.path.dirname(os.path.abspath(np.__file__)))  # site-packages
         blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-        first = blas[0] if blas else {}
+        own = [i for i in blas if os.path.abspath(i.get("filepath", "")).startswith(os.path.join(here, "numpy"))]
+        first = (own or blas or [{}])[0]
         return {
             "numpy": np.__version__,
             "blas": first.get("internal_api", "unknown"),
