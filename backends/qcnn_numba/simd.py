@@ -15,7 +15,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = ["HAS_AVX512", "cpu_name", "simd_level", "lut32_add", "window_add1", "window_add2", "window_add4",
-           "window_add8"]
+           "window_add8", "pow_m075"]
 
 
 def _features() -> set[str]:
@@ -212,3 +212,43 @@ dot1_acc, dot2_acc, dot3_acc, dot4_acc, dot5_acc, dot6_acc, dot7_acc, dot8_acc =
     _dot_intrinsic(r, True) for r in range(1, 9))
 dot1_pair, dot2_pair, dot3_pair, dot4_pair, dot5_pair, dot6_pair, dot7_pair, dot8_pair = (
     _dot_pair_intrinsic(r) for r in range(1, 9))
+
+
+@intrinsic
+def pow_m075(typingctx, out, o_off, x, s, nvec):  # type: ignore[no-untyped-def]
+    """out[o_off + i] = x[o_off + i] * s[i] ** -0.75, i < 16 nvec (AVX-512F only).
+
+    s^-0.5 and then (s^0.5)^-0.5 by ``vrsqrt14ps`` (14 bits) with one Newton step each
+    (y <- y (1.5 - 0.5 a y^2), ~23 bits): no divisions or square roots, within a few
+    float32 ulps of exp(-0.75 ln s). Needs s > 0 (LRN scales are k + ... >= k > 0).
+    """
+    sig = types.void(out, o_off, x, s, nvec)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        out_v, oo, x_v, s_v, nvec = args
+        f32 = ir.FloatType()
+        v16f = ir.VectorType(f32, 16)
+        arr_out = context.make_array(signature.args[0])(context, builder, out_v)
+        arr_x = context.make_array(signature.args[2])(context, builder, x_v)
+        arr_s = context.make_array(signature.args[3])(context, builder, s_v)
+        rsqrt = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(v16f, [v16f, v16f, ir.IntType(16)]), "llvm.x86.avx512.rsqrt14.ps.512")
+        half = ir.Constant(v16f, [0.5] * 16)
+        three_halves = ir.Constant(v16f, [1.5] * 16)
+
+        def rsqrt_nr(a):  # type: ignore[no-untyped-def]
+            y = builder.call(rsqrt, [a, ir.Constant(v16f, None), ir.Constant(ir.IntType(16), 0xFFFF)])
+            t = builder.fmul(builder.fmul(half, a), builder.fmul(y, y))
+            return builder.fmul(y, builder.fsub(three_halves, t))
+
+        with cgutils.for_range(builder, nvec) as loop:
+            i = builder.mul(loop.index, ir.Constant(loop.index.type, 16))
+            j = builder.add(oo, i)
+            sv = builder.load(_vec16(builder, arr_s.data, i), align=4)
+            y = rsqrt_nr(sv)                          # s^-0.5
+            u = rsqrt_nr(builder.fmul(sv, y))         # (s^0.5)^-0.5 = s^-0.25
+            xv = builder.load(_vec16(builder, arr_x.data, j), align=4)
+            builder.store(builder.fmul(xv, builder.fmul(y, u)), _vec16(builder, arr_out.data, j), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
