@@ -83,7 +83,9 @@ def max_pool(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int
     def kernel(x: np.ndarray) -> np.ndarray:
         n = check_batch(x, in_shape, layer.name)
         y = np.empty((n, c, ho, wo), f32)
-        lib.qc_max_pool(ptr(ffi, x), n * c, h, w, k, st, pad, ho, wo, ptr(ffi, y))
+        nscr = max(int(lib.qc_get_threads()), 1)
+        scratch = np.empty(nscr * 2 * w, f32)  # per thread: row maxima and window maxima
+        lib.qc_max_pool(ptr(ffi, x), n * c, h, w, k, st, pad, ho, wo, ptr(ffi, scratch), nscr, ptr(ffi, y))
         return y
 
     return kernel

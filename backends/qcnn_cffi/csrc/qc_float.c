@@ -1,6 +1,5 @@
 /* Float layers: conv (im2col + SGEMM), fc (SGEMV/SGEMM), max pool, relu, LRN, copy, softmax. */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 #include "qc_internal.h"
 
@@ -60,10 +59,12 @@ static inline float fmax_(float m, float v) { return v > m ? v : m; }           
 static inline float nanmax_(float m, float v) { return (v > m || v != v) ? v : m; }   /* NaN wins */
 
 /* max over clipped windows of one plane: first over the window's rows (vectorised along the row),
- * then over each window's columns. MAXF is fmax_ (fast) or nanmax_ (NaN-propagating, as numpy). */
-#define DEF_POOL(NAME, MAXF)                                                                          \
+ * then over each window's columns. MAXF is fmax_ (fast) or nanmax_ (NaN-propagating, as numpy).
+ * The fast variant takes the column maxima as k-1 contiguous (vectorised) passes over the row,
+ * hm[w] = max(rowmax[w .. w+k)), and picks hm[j st - p] for windows inside the row. */
+#define DEF_POOL(NAME, MAXF, SLIDE)                                                                   \
     static void NAME(const float *xp, int64_t H, int64_t W, int64_t k, int64_t st, int64_t pad,       \
-                     int64_t Ho, int64_t Wo, float *yp, float *rowmax) {                              \
+                     int64_t Ho, int64_t Wo, float *yp, float *rowmax, float *hm) {                   \
         for (int64_t i = 0; i < Ho; ++i) {                                                            \
             int64_t h0 = qc_max64(i * st - pad, 0), h1 = qc_min64(i * st - pad + k, H);              \
             if (h0 >= h1) { for (int64_t j = 0; j < Wo; ++j) yp[i * Wo + j] = -INFINITY; continue; } \
@@ -72,16 +73,24 @@ static inline float nanmax_(float m, float v) { return (v > m || v != v) ? v : m
                 const float *xr = xp + h * W;                                                         \
                 for (int64_t w = 0; w < W; ++w) rowmax[w] = MAXF(rowmax[w], xr[w]);                   \
             }                                                                                         \
+            int64_t nin = W - k + 1; /* windows [w, w+k) inside the row */                           \
+            if (SLIDE && nin > 0) {                                                                   \
+                memcpy(hm, rowmax, (size_t)nin * sizeof(float));                                      \
+                for (int64_t dw = 1; dw < k; ++dw)                                                    \
+                    for (int64_t w = 0; w < nin; ++w) hm[w] = MAXF(hm[w], rowmax[w + dw]);            \
+            }                                                                                         \
             for (int64_t j = 0; j < Wo; ++j) {                                                        \
-                int64_t w0 = qc_max64(j * st - pad, 0), w1 = qc_min64(j * st - pad + k, W);          \
+                int64_t ws = j * st - pad;                                                            \
+                if (SLIDE && ws >= 0 && ws < nin) { yp[i * Wo + j] = hm[ws]; continue; }              \
+                int64_t w0 = qc_max64(ws, 0), w1 = qc_min64(ws + k, W);                               \
                 float m = -INFINITY;                                                                  \
                 for (int64_t w = w0; w < w1; ++w) m = MAXF(m, rowmax[w]);                             \
                 yp[i * Wo + j] = m;                                                                   \
             }                                                                                         \
         }                                                                                             \
     }
-DEF_POOL(pool_plane_fast, fmax_)
-DEF_POOL(pool_plane_exact, nanmax_)
+DEF_POOL(pool_plane_fast, fmax_, 1)
+DEF_POOL(pool_plane_exact, nanmax_, 0)
 
 /* 1 if the plane holds a NaN or an inf (then the exact path runs; inf alone would be fine) */
 static int has_nonfinite(const float *x, int64_t n) {
@@ -92,18 +101,22 @@ static int has_nonfinite(const float *x, int64_t n) {
 }
 
 void qc_max_pool(const float *x, int64_t NC, int64_t H, int64_t W, int64_t k, int64_t st, int64_t pad,
-                 int64_t Ho, int64_t Wo, float *y) {
-#pragma omp parallel num_threads(qc_nthreads) if (qc_nthreads > 1)
+                 int64_t Ho, int64_t Wo, float *scratch, int64_t nscratch, float *y) {
+    int nth = qc_nthreads < nscratch ? qc_nthreads : (int)nscratch; /* one scratch row pair per thread */
+    if (nth < 1) nth = 1;
+#pragma omp parallel num_threads(nth) if (nth > 1)
     {
-        float rowmax_stack[1024];
-        float *rowmax = W <= 1024 ? rowmax_stack : (float *)malloc((size_t)W * sizeof(float));
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        float *rowmax = scratch + (int64_t)tid * 2 * W, *hm = rowmax + W;
 #pragma omp for schedule(static)
         for (int64_t p = 0; p < NC; ++p) {
             const float *xp = x + p * H * W;
-            if (has_nonfinite(xp, H * W)) pool_plane_exact(xp, H, W, k, st, pad, Ho, Wo, y + p * Ho * Wo, rowmax);
-            else pool_plane_fast(xp, H, W, k, st, pad, Ho, Wo, y + p * Ho * Wo, rowmax);
+            if (has_nonfinite(xp, H * W)) pool_plane_exact(xp, H, W, k, st, pad, Ho, Wo, y + p * Ho * Wo, rowmax, hm);
+            else pool_plane_fast(xp, H, W, k, st, pad, Ho, Wo, y + p * Ho * Wo, rowmax, hm);
         }
-        if (rowmax != rowmax_stack) free(rowmax);
     }
 }
 
@@ -129,31 +142,61 @@ vf _ZGVdN8v_logf(vf);
 #define QC_HAVE_VMATH 1
 #endif
 
-/* y_c = x_c exp(-beta log(k + alpha' sum_{|c'-c| <= r} x_c'^2)), alpha' = alpha / size (given). */
+#if VL == 16
+/* s^(-3/4) = r sqrt(r) with r = 1/sqrt(s): rsqrt14 refined by one Newton step (about 1e-8
+ * relative), then a correctly rounded sqrt; AlexNet's beta. Valid for normal, finite s > 0. */
+static inline __m512 pow_m075(__m512 s) {
+    __m512 r = _mm512_rsqrt14_ps(s);
+    __m512 hs = _mm512_mul_ps(s, _mm512_set1_ps(0.5f));
+    r = _mm512_mul_ps(r, _mm512_fnmadd_ps(hs, _mm512_mul_ps(r, r), _mm512_set1_ps(1.5f)));
+    return _mm512_mul_ps(r, _mm512_sqrt_ps(r));
+}
+#endif
+
+/* y_c = x_c exp(-beta log(k + alpha' sum_{|c'-c| <= r} x_c'^2)), alpha' = alpha / size (given).
+ * One pass per vector of pixels: the window sum runs down the channels with every load an L1 hit
+ * (the window's rows were just loaded), summed in channel order as the reference does. */
 void qc_lrn(const float *x, int64_t N, int64_t C, int64_t HW, int64_t size, float alpha, float beta,
             float k, float *y) {
-    int64_t r = (size - 1) / 2, total = N * C;
+    int64_t r = (size - 1) / 2, nblk = (HW + VL - 1) / VL, total = N * nblk;
 #pragma omp parallel for num_threads(qc_nthreads) QC_PAR(qc_nthreads) schedule(static)
-    for (int64_t nc = 0; nc < total; ++nc) {
-        int64_t n = nc / C, c = nc % C;
+    for (int64_t idx = 0; idx < total; ++idx) {
+        int64_t n = idx / nblk, p0 = (idx % nblk) * VL;
         const float *xn = x + n * C * HW;
-        float *acc = y + nc * HW; /* the output doubles as the sum-of-squares buffer */
-        int64_t lo = qc_max64(c - r, 0), hi = qc_min64(c + r, C - 1);
-        for (int64_t p = 0; p < HW; ++p) acc[p] = 0.0f;
-        for (int64_t cc = lo; cc <= hi; ++cc) {
-            const float *xc = xn + cc * HW;
-            for (int64_t p = 0; p < HW; ++p) acc[p] += xc[p] * xc[p];
-        }
-        const float *xc = xn + c * HW;
-        int64_t p = 0;
+        float *yn = y + n * C * HW;
 #ifdef QC_HAVE_VMATH
-        vf vk = vset1(k), va = vset1(alpha), vb = vset1(-beta);
-        for (; p + VL <= HW; p += VL) {
-            vf s = vadd(vk, vmul(va, vload(acc + p)));
-            vstore(acc + p, vmul(vload(xc + p), vexp(vmul(vb, vlog(s)))));
+        if (p0 + VL <= HW) {
+            vf vk = vset1(k), va = vset1(alpha), vb = vset1(-beta);
+            for (int64_t c = 0; c < C; ++c) {
+                int64_t lo = qc_max64(c - r, 0), hi = qc_min64(c + r, C - 1);
+                vf s = vset1(0.0f);
+                for (int64_t cc = lo; cc <= hi; ++cc) {
+                    vf v = vload(xn + cc * HW + p0);
+                    s = vadd(s, vmul(v, v));
+                }
+                vf sc = vadd(vk, vmul(va, s));
+#if VL == 16
+                /* beta = 3/4 (AlexNet) with normal, finite scales: a fast exact-enough power; else libmvec */
+                __mmask16 ok = _mm512_cmp_ps_mask(sc, _mm512_set1_ps(1.17549435e-38f), _CMP_GE_OQ) &
+                               _mm512_cmp_ps_mask(sc, _mm512_set1_ps(3.0e38f), _CMP_LE_OQ);
+                vf pw = (ok == 0xFFFF && beta == 0.75f) ? pow_m075(sc) : vexp(vmul(vb, vlog(sc)));
+                vstore(yn + c * HW + p0, vmul(vload(xn + c * HW + p0), pw));
+#else
+                vstore(yn + c * HW + p0, vmul(vload(xn + c * HW + p0), vexp(vmul(vb, vlog(sc)))));
+#endif
+            }
+            continue;
         }
 #endif
-        for (; p < HW; ++p) acc[p] = xc[p] * expf(-beta * logf(k + alpha * acc[p]));
+        int64_t p1 = qc_min64(p0 + VL, HW);
+        for (int64_t c = 0; c < C; ++c) {
+            int64_t lo = qc_max64(c - r, 0), hi = qc_min64(c + r, C - 1);
+            for (int64_t p = p0; p < p1; ++p) {
+                float s = 0.0f;
+                for (int64_t cc = lo; cc <= hi; ++cc) s += xn[cc * HW + p] * xn[cc * HW + p];
+                yn[c * HW + p] = xn[c * HW + p] * expf(-beta * logf(k + alpha * s));
+            }
+        }
     }
 }
 

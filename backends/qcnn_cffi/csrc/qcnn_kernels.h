@@ -28,9 +28,10 @@ void qc_conv(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
              int64_t G, int64_t Ho, int64_t Wo, float *col, float *y);
 /* x [N, F], w [O, F], b [O] -> y [N, O] = x w^T + b */
 void qc_fc(const float *x, int64_t N, int64_t F, const float *w, const float *b, int64_t O, float *y);
-/* max pool, clipped windows: x [N*C, H, W] -> y [N*C, Ho, Wo] */
+/* max pool, clipped windows: x [N*C, H, W] -> y [N*C, Ho, Wo]; scratch [nscratch >= 1, 2, W]
+ * (at most nscratch threads run) */
 void qc_max_pool(const float *x, int64_t NC, int64_t H, int64_t W, int64_t k, int64_t st, int64_t pad,
-                 int64_t Ho, int64_t Wo, float *y);
+                 int64_t Ho, int64_t Wo, float *scratch, int64_t nscratch, float *y);
 void qc_relu(const float *x, int64_t n, float *y);
 void qc_copy(const float *x, int64_t n, float *y);
 /* LRN across channels: x [N, C, HW] -> y */
