@@ -119,13 +119,8 @@ def test_qfc_matches_reference(backend, case) -> None:  # type: ignore[no-untype
     table = kernel.table(x)
     assert rel_err(table[:, :, :q.K], ref.qfc_table(x, params["codebook"])) < TOL
     # the portable look-up gives the same sums in the same order as the permute one
-    blk = kf.BLOCK
-    nblk = -(-o // blk)
-    padded = np.zeros((nblk * blk, s), np.uint8)
-    padded[:o] = params["codes"]
-    cblk = np.ascontiguousarray(padded.reshape(nblk, blk, s).transpose(0, 2, 1))
     y2 = np.empty_like(y)
-    kf.qfc_lookup_scalar(table, cblk, params["bias"], y2)
+    kf.qfc_lookup_scalar(table, kf.block_codes(params["codes"], interleaved=False), params["bias"], y2)
     assert np.array_equal(y2, y)
 
 

@@ -225,11 +225,7 @@ def _qfc(params: Mapping[str, np.ndarray], in_shape: tuple[int, ...]) -> StagedK
     kp = 32 if perm else ncode
     cbt = np.zeros((nsub, dim, kp), f32)
     cbt[:, :, :ncode] = cb.transpose(0, 2, 1)
-    blk = kf.BLOCK
-    nblk = -(-n_out // blk)
-    padded = np.zeros((nblk * blk, nsub), np.uint8)
-    padded[:n_out] = codes
-    cblk = np.ascontiguousarray(padded.reshape(nblk, blk, nsub).transpose(0, 2, 1))  # [NB, S, B]
+    cblk = kf.block_codes(codes, interleaved=perm)  # [NB, S, B]
     lookup_kernel = kf.qfc_lookup_perm if perm else kf.qfc_lookup_scalar
 
     def table(x: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = ["HAS_AVX512", "cpu_name", "simd_level", "lut32_add", "window_add1", "window_add2", "window_add4",
-           "window_add8", "pow_m075"]
+           "window_add8", "pow_m075", "lut32_rows64"]
 
 
 def _features() -> set[str]:
@@ -249,6 +249,51 @@ def pow_m075(typingctx, out, o_off, x, s, nvec):  # type: ignore[no-untyped-def]
             u = rsqrt_nr(builder.fmul(sv, y))         # (s^0.5)^-0.5 = s^-0.25
             xv = builder.load(_vec16(builder, arr_x.data, j), align=4)
             builder.store(builder.fmul(xv, builder.fmul(y, u)), _vec16(builder, arr_out.data, j), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def lut32_rows64(typingctx, out, o_off, table, t_off, codes, c_off, c_stride, nsub):  # type: ignore[no-untyped-def]
+    """64 outputs i = 16 q + l at once: out[o_off + i] += sum_{s < nsub} table[t_off + 32 s + code(s, i)],
+    summed in increasing s in four registers (AVX-512F, codes < 32).
+
+    Codes come interleaved: the 64 bytes at codes[c_off + s c_stride:] hold code(s, 16 q + l) at
+    byte 4 l + q. One 64-byte load gives 16 dwords whose low 5 bits are the codes of q = 0;
+    shifting right by 8, 16, 24 exposes q = 1, 2, 3, and ``vpermi2ps`` reads only the low 5
+    index bits, so there is no byte-to-dword unpacking: 4 permutes per 64 look-ups.
+    """
+    sig = types.void(out, o_off, table, t_off, codes, c_off, c_stride, nsub)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        out_v, oo, tab_v, to, codes_v, co, cs, nsub_v = args
+        f32, i32 = ir.FloatType(), ir.IntType(32)
+        v16f, v16i = ir.VectorType(f32, 16), ir.VectorType(i32, 16)
+        arr_out = context.make_array(signature.args[0])(context, builder, out_v)
+        arr_tab = context.make_array(signature.args[2])(context, builder, tab_v)
+        arr_codes = context.make_array(signature.args[4])(context, builder, codes_v)
+        perm = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v16f, [v16f, v16i, v16f]),
+                                              "llvm.x86.avx512.vpermi2var.ps.512")
+        slots = []
+        for q in range(4):
+            slot = cgutils.alloca_once(builder, v16f)
+            p_out = _vec16(builder, arr_out.data, builder.add(oo, ir.Constant(oo.type, 16 * q)))
+            builder.store(builder.load(p_out, align=4), slot)
+            slots.append((slot, p_out))
+        with cgutils.for_range(builder, nsub_v) as loop:
+            s = loop.index
+            tbase = builder.add(to, builder.mul(s, ir.Constant(s.type, 32)))
+            t0 = builder.load(_vec16(builder, arr_tab.data, tbase), align=4)
+            t1 = builder.load(_vec16(builder, arr_tab.data, builder.add(tbase, ir.Constant(s.type, 16))), align=4)
+            pc = builder.bitcast(builder.gep(arr_codes.data, [builder.add(co, builder.mul(s, cs))]), v16i.as_pointer())
+            raw = builder.load(pc, align=1)
+            for q in range(4):
+                idx = raw if q == 0 else builder.lshr(raw, ir.Constant(v16i, [8 * q] * 16))
+                slot = slots[q][0]
+                builder.store(builder.fadd(builder.load(slot), builder.call(perm, [t0, idx, t1])), slot)
+        for slot, p_out in slots:
+            builder.store(builder.load(slot), p_out, align=4)
         return context.get_dummy_value()
 
     return sig, codegen
