@@ -54,6 +54,9 @@ ROW_BLOCK = int(os.environ.get("QCNN_CFFI_ROW_BLOCK", "1"))
 LOOKUP_ORDER = os.environ.get("QCNN_CFFI_LOOKUP_ORDER", "table")
 TABLE_ROW_MAJOR_BYTES = 1 << 20
 
+#: Bytes of partial sums one pass over a table row keeps (the rest of L1 holds the table block).
+ACC_BUDGET = int(os.environ.get("QCNN_CFFI_ACC_BYTES", str(1 << 30)))
+
 #: Bytes of table rows one tap group may touch: about two thirds of a 48 KB L1 data cache.
 L1_BUDGET = 32 * 1024
 
@@ -144,6 +147,8 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
         LOOKUP_ORDER == "auto" and kr * s * kk * p_ * wq * 4 > TABLE_ROW_MAJOR_BYTES)
     if table_rows_major:
         rb = min(ROW_BLOCK, int(lib.qc_conv_width()) // vl) if nvrow == 1 else 1
+        # channel tiles per pass: their partial sums (R * nvrow vectors each) take at most ACC_BUDGET
+        tchunk = max(1, ACC_BUDGET // (r * nvrow * vl * 4 * rb))
         taps, gstart, gdu = _tap_groups_tr(k, st, s, kk * wq * 4 * rb)
     else:
         taps, gstart = _tap_groups(k, st, s, kk * wq * 4, rb)
@@ -197,7 +202,7 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
             acc = np.empty((kr + rb + 1) * ntiles * r * wmax, f32)
             lib.qc_qconv_lookup_tr(ptr(ffi, data), n, tsize, gsize, ntiles, ptrs["o0"], ptrs["rc"], ptrs["g"],
                                    ptrs["offs"], ntaps, len(gstart) - 1, ptrs["gstart"], ptrs["gdu"], kr,
-                                   ptrs["bias"], rowstride, o, ho, wo, rb, ptr(ffi, acc), ptr(ffi, y))
+                                   ptrs["bias"], rowstride, o, ho, wo, rb, tchunk, ptr(ffi, acc), ptr(ffi, y))
             return y
         acc = np.empty(ntiles * r * wmax, f32)
         lib.qc_qconv_lookup(ptr(ffi, data), n, tsize, gsize, ntiles, ptrs["o0"], ptrs["rc"], ptrs["g"],

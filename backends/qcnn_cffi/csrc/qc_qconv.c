@@ -310,8 +310,9 @@ void qc_qconv_lookup_tr(const float *T, int64_t N, int64_t tsize, int64_t gsize,
                         int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
                         const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
                         const int32_t *gdu, int64_t kr, const float *bias_t, int64_t rowstride, int64_t O,
-                        int64_t Ho, int64_t Wo, int64_t rb, float *acc, float *y) {
+                        int64_t Ho, int64_t Wo, int64_t rb, int64_t tchunk, float *acc, float *y) {
     int64_t HWo = Ho * Wo, ring = kr + rb, slotsz = ntiles * R * WMAX;
+    if (tchunk < 1) tchunk = ntiles;
     float *sink = acc + ring * slotsz;
     int nth = qc_nthreads < ntiles ? qc_nthreads : (int)ntiles;
     if (nth < 1) nth = 1;
@@ -334,6 +335,10 @@ void qc_qconv_lookup_tr(const float *T, int64_t N, int64_t tsize, int64_t gsize,
                 for (int64_t rho = 0; rho < Ho + kr - 1; rho += rb) {
                     for (int64_t i = rho; i < qc_min64(rho + rb, Ho); ++i)
                         fill_bias(acc + (i % ring) * slotsz, t0, t1, bias_t, nvc * VL);
+                    /* channel tiles in chunks, so a chunk's partial sums and a group's table block
+                     * share L1 (the table row itself stays in L2 between chunks) */
+                    for (int64_t ta = t0; ta < t1; ta += tchunk) {
+                    int64_t tb = qc_min64(ta + tchunk, t1);
                     for (int64_t gr = 0; gr < ngroups; ++gr) {
                         int64_t i0 = rho - gdu[gr];
                         if (i0 + nv - 1 < 0 || i0 >= Ho || (rb == 1 && i0 < 0)) continue;
@@ -344,7 +349,7 @@ void qc_qconv_lookup_tr(const float *T, int64_t N, int64_t tsize, int64_t gsize,
                             int ok = i >= 0 && i < Ho;
                             vo[v] = rb > 1 ? (ok ? (i - b0) * rowstride : 0) : v * VL;
                         }
-                        for (int64_t tl = t0; tl < t1; ++tl) {
+                        for (int64_t tl = ta; tl < tb; ++tl) {
                             for (int64_t v = 0; v < nv; ++v) {
                                 int64_t i = rb > 1 ? i0 + v : i0;
                                 accp[v] = (i >= 0 && i < Ho ? acc + (i % ring) * slotsz : sink) + tl * R * WMAX +
@@ -353,6 +358,7 @@ void qc_qconv_lookup_tr(const float *T, int64_t N, int64_t tsize, int64_t gsize,
                             TILES[nv](Tn + tile_g[tl] * gsize + b0 * rowstride + c0, vo,
                                       offs + (tl * ntaps + gstart[gr]) * R, gstart[gr + 1] - gstart[gr], accp);
                         }
+                    }
                     }
                     /* rows whose last table row (i + kr - 1) has been visited are complete */
                     for (; done < Ho && done + kr - 1 < rho + rb; ++done) {

@@ -66,12 +66,12 @@ void qc_qconv_lookup(const float *T, int64_t N, int64_t tsize, int64_t gsize,
 /* The same sums, table-row-major: groups of taps each with one tap-row offset gdu[g] = u / st
  * (kr = max + 1); each table row is read once while the output rows in flight accumulate in a
  * ring, acc scratch [kr + rb + 1, ntiles, R, qc_conv_width()]; rb table rows at a time when an
- * output row is a single vector (else rb = 1). */
+ * output row is a single vector (else rb = 1); tchunk channel tiles at a time per table row. */
 void qc_qconv_lookup_tr(const float *T, int64_t N, int64_t tsize, int64_t gsize,
                         int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
                         const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
                         const int32_t *gdu, int64_t kr, const float *bias_t, int64_t rowstride, int64_t O,
-                        int64_t Ho, int64_t Wo, int64_t rb, float *acc, float *y);
+                        int64_t Ho, int64_t Wo, int64_t rb, int64_t tchunk, float *acc, float *y);
 int qc_conv_r(void);     /* R: output channels per register tile */
 int qc_conv_chunk(void); /* VL: floats per vector */
 int qc_conv_width(void); /* columns per register tile (row segments are at most this wide) */
