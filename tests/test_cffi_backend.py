@@ -124,16 +124,18 @@ def test_conv_matches_reference(backend, layer, in_shape, batch, seed):
     run_case(backend, layer, in_shape, batch, seed)
 
 
-@pytest.mark.parametrize("order,row_block,simd", [("table", 1, 1), ("table", 3, 0), ("output", 1, 1),
-                                                 ("output", 4, 0)])
-def test_qconv_schedules_agree(backend, monkeypatch, order, row_block, simd):
-    """Every look-up schedule (table- or output-row-major, row blocking) and table builder
-    (SGEMM or SIMD) computes the same sums."""
+@pytest.mark.parametrize("order,row_block,simd,acc_bytes", [("table", 1, 1, 1 << 30), ("table", 3, 0, 1 << 30),
+                                                           ("table", 1, 1, 1024), ("output", 1, 1, 1 << 30),
+                                                           ("output", 4, 0, 1 << 30)])
+def test_qconv_schedules_agree(backend, monkeypatch, order, row_block, simd, acc_bytes):
+    """Every look-up schedule (table- or output-row-major, row blocking, channel-tile chunks) and
+    table builder (SGEMM or SIMD) computes the same sums."""
     from qcnn_cffi import qconv
 
     monkeypatch.setattr(qconv, "LOOKUP_ORDER", order)
     monkeypatch.setattr(qconv, "ROW_BLOCK", row_block)
     monkeypatch.setattr(qconv, "TABLE_SIMD", simd)
+    monkeypatch.setattr(qconv, "ACC_BUDGET", acc_bytes)
     for layer, in_shape, batch, seed in conv_cases():
         if layer.quant is not None:
             run_case(backend, layer, in_shape, batch, seed)
