@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,15 @@ from .layers import make_kernel
 from .simd import HAS_AVX512, cpu_name, simd_level
 
 __all__ = ["NumbaBackend"]
+
+
+def _numpy_blas() -> dict[str, Any]:
+    """threadpoolctl's record of the BLAS numpy loaded (numpy.libs/...), {} if none is seen."""
+    from qcnn.threads import blas_info
+
+    libs = blas_info()
+    own = [i for i in libs if "numpy" in str(i.get("filepath", ""))]
+    return (own or libs or [{}])[0]
 
 
 class NumbaBackend:
@@ -33,7 +43,11 @@ class NumbaBackend:
         except ValueError:  # no parallel kernel has run yet
             layer = f"not started (configured: {numba.config.THREADING_LAYER})"
         llvm = ".".join(str(v) for v in llvmlite.binding.llvm_version_info)
+        blas = _numpy_blas()
         return {
+            "blas": blas.get("internal_api", "unknown"),  # float conv/fc GEMMs go through numpy's BLAS
+            "blas_version": blas.get("version"),
+            "blas_threads": blas.get("num_threads"),
             "numba": numba.__version__,
             "llvmlite": llvmlite.__version__,
             "llvm": llvm,
@@ -42,7 +56,9 @@ class NumbaBackend:
             "fc_lookup": "avx512 vpermi2ps (K <= 32)" if HAS_AVX512 else "scalar",
             "threads": numba.get_num_threads(),
             "threading_layer": layer,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
         }
 
     def set_threads(self, n: int) -> None:
+        """numba.set_num_threads(n), capped at numba's pool size (NUMBA_NUM_THREADS)."""
         numba.set_num_threads(min(int(n), numba.config.NUMBA_NUM_THREADS))
