@@ -24,13 +24,14 @@ class BufferCache:
         self._lock = threading.Lock()
         self._init = init  # run on every newly allocated array (e.g. zero a slack region)
 
-    def get(self, size: int) -> np.ndarray:
+    def get(self, size: int, alloc: Callable[[int], np.ndarray] | None = None) -> np.ndarray:
+        """A free cached array of ``size`` floats, else a new one from ``alloc`` (np.empty by default)."""
         with self._lock:
             buf = self._buf
             # references: self._buf, the local name, getrefcount's argument
             if buf is not None and buf.size == size and sys.getrefcount(buf) <= 3:
                 return buf
-            buf = np.empty(size, np.float32)
+            buf = alloc(size) if alloc is not None else np.empty(size, np.float32)
             if self._init is not None:
                 self._init(buf)
             self._buf = buf

@@ -146,5 +146,7 @@ if __name__ == "__main__":
     # in-place build without setuptools: compile under build/, copy the module beside this file
     os.chdir(HERE.parent.parent)
     built = Path(make_ffi(absolute=True).compile(tmpdir="build/qcnn_cffi", verbose=True))
+    for old in HERE.glob("_qcnn_cffi.*"):  # another suffix (e.g. abi3 from pip) would shadow or be shadowed
+        old.unlink()
     shutil.copy2(built, HERE / built.name)
     print(f"built {HERE / built.name}")

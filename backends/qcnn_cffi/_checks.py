@@ -13,7 +13,7 @@ import numpy as np
 from qcnn.errors import QcnnError
 from qcnn.spec import Layer
 
-__all__ = ["f32", "tensor", "check_batch", "int32_dims", "spatial", "ptr"]
+__all__ = ["f32", "tensor", "check_batch", "int32_dims", "spatial", "ptr", "empty"]
 
 f32 = np.float32
 _INT32_MAX = 2**31 - 1
@@ -63,3 +63,12 @@ def spatial(layer: Layer, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
 def ptr(ffi: Any, a: np.ndarray, ctype: str = "float[]") -> Any:
     """A cffi pointer to the data of a C-contiguous array (no copy)."""
     return ffi.from_buffer(ctype, a)
+
+
+def empty(shape: int | tuple[int, ...], name: str, what: str) -> np.ndarray:
+    """``np.empty(shape, float32)``, with a one-line QcnnError instead of a MemoryError."""
+    try:
+        return np.empty(shape, f32)
+    except (MemoryError, ValueError):
+        n = int(np.prod(shape, dtype=np.float64))
+        raise QcnnError(f"layer {name}: cannot allocate {what} ({4 * n / 2**30:.1f} GiB)") from None

@@ -22,7 +22,7 @@ from qcnn.errors import QcnnError
 from qcnn.spec import Layer
 
 from ._buffers import BufferCache
-from ._checks import check_batch, f32, int32_dims, ptr, tensor
+from ._checks import check_batch, empty, f32, int32_dims, ptr, tensor
 from ._ext import ffi, lib
 from .float_ops import conv_geometry
 
@@ -184,9 +184,9 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
         if direct:
             xq = x
         else:
-            xq = np.empty((n, c, hq, p_, wq), f32)
+            xq = empty((n, c, hq, p_, wq), layer.name, "the padded input")
             lib.qc_pad_phase(ptr(ffi, x), n, c, h, w, pad, st, hq, wq, ptr(ffi, xq))
-        data = tables.get(n * tsize + slack)
+        data = tables.get(n * tsize + slack, lambda size: empty(size, layer.name, f"the look-up table of batch {n}"))
         lib.qc_qconv_table(ptr(ffi, xq), n, c, groups, p_, hq, wq, ptrs["cb"], s, kk, d, TABLE_SIMD, ptr(ffi, data))
         return ConvTable(data, n, owner)
 
