@@ -245,3 +245,21 @@ def test_missing_numba_is_reported(monkeypatch) -> None:  # type: ignore[no-unty
     monkeypatch.setitem(sys.modules, "numba", None)  # import numba now raises ImportError
     with pytest.raises(ImportError, match="numba is not installed: pip install numba"):
         plugin.load()
+
+
+def test_bad_inputs_are_one_line_errors(backend) -> None:  # type: ignore[no-untyped-def]
+    from qcnn.errors import QcnnError
+
+    layer = Layer("c", "conv", out=4, kernel=3, quant=Quant(2, 8))
+    kernel = backend.prepare(layer, conv_params(layer, 4), (4, 6, 6))
+    with pytest.raises(QcnnError, match=r"layer c: input has shape \[1, 4, 6, 7\], expected \[N, 4, 6, 6\]"):
+        kernel(np.zeros((1, 4, 6, 7), np.float32))
+    with pytest.raises(QcnnError, match="layer c: look-up needs the table"):
+        kernel.lookup(np.zeros(10, np.float32))
+    fc = Layer("f", "fc", out=3, quant=Quant(2, 8))
+    qfc = backend.prepare(fc, {"codebook": np.ones((3, 8, 2), np.float32), "codes": np.zeros((3, 3), np.uint8),
+                               "bias": np.zeros(3, np.float32)}, (6,))
+    with pytest.raises(QcnnError, match="layer f: input has shape"):
+        qfc(np.zeros((2, 5), np.float32))
+    with pytest.raises(QcnnError, match="layer f: look-up needs the table"):
+        qfc.lookup(np.zeros((1, 3, 7), np.float32))

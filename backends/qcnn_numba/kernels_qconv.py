@@ -251,7 +251,7 @@ def qconv_fused(xf: np.ndarray, dims: np.ndarray, cb: np.ndarray, codes: np.ndar
         o0 = g * og + blk * block
         nb = min(block, (g + 1) * og - o0)
         acc = np.empty(nb * pitch, np.float32)
-        tile = np.empty(ncode * tstride + 16, np.float32)
+        tile = np.zeros(ncode * tstride + 16, np.float32)  # tails read only into dropped lanes: keep finite
         for i0 in range(0, ho, band):
             rows = min(band, ho - i0)
             nvec = ((rows - 1) * wq + wo + 15) // 16

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qcnn.backend import StagedKernel
+from qcnn.errors import QcnnError
 from qcnn.spec import Layer
 
 from . import kernels_conv as kc
@@ -35,6 +36,16 @@ def _c32(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=f32)
 
 
+def _batch(x: np.ndarray, in_shape: tuple[int, ...], name: str) -> np.ndarray:
+    """x as a C-contiguous float32 [N, *in_shape] batch; anything else is a one-line QcnnError
+    (the kernels index without bounds checks)."""
+    x = np.asarray(x)
+    if x.ndim != len(in_shape) + 1 or tuple(x.shape[1:]) != tuple(in_shape) or x.shape[0] < 1:
+        want = ", ".join(str(v) for v in in_shape)
+        raise QcnnError(f"layer {name}: input has shape {list(x.shape)}, expected [N, {want}]")
+    return np.ascontiguousarray(x, dtype=f32)
+
+
 def make_kernel(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...],
                 threads: Callable[[], int]) -> Kernel:
     """The numba kernel of ``layer`` (every op is supported)."""
@@ -44,19 +55,19 @@ def make_kernel(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[
     if op == "qconv":
         return _qconv(layer, params, in_shape, threads)
     if op == "fc":
-        return _fc(params)
+        return _fc(layer, params, in_shape)
     if op == "qfc":
-        return _qfc(params, in_shape)
+        return _qfc(layer, params, in_shape)
     if op == "pool":
         return _pool(layer, in_shape)
     if op == "relu":
-        return _elementwise(km.relu)
+        return _elementwise(km.relu, layer, in_shape)
     if op == "dropout":
-        return _elementwise(km.copy)
+        return _elementwise(km.copy, layer, in_shape)
     if op == "lrn":
-        return _lrn(layer)
+        return _lrn(layer, in_shape)
     if op == "softmax":
-        return _softmax
+        return _softmax(layer, in_shape)
     raise ValueError(f"numba backend: no kernel for op {op!r}")  # unreachable: specs are validated
 
 
@@ -79,7 +90,7 @@ def _conv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
     direct = k == 1 and st == 1 and pad == 0
 
     def kernel(x: np.ndarray) -> np.ndarray:
-        x = _c32(x)
+        x = _batch(x, in_shape, layer.name)
         n = x.shape[0]
         y = np.empty((n, n_out, ho * wo), f32)
         cols = None if direct else np.empty((c * k * k, ho * wo), f32)
@@ -97,13 +108,13 @@ def _conv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
     return kernel
 
 
-def _fc(params: Mapping[str, np.ndarray]) -> Kernel:
+def _fc(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...]) -> Kernel:
     """y [N, O] = x [N, F] @ W^T + b (SGEMM in BLAS, bias in numba)."""
     weight = _c32(params["weight"])
     bias = _c32(params["bias"])
 
     def kernel(x: np.ndarray) -> np.ndarray:
-        x2 = _c32(x).reshape(x.shape[0], -1)
+        x2 = _batch(x, in_shape, layer.name).reshape(len(x), -1)
         y = np.empty((x2.shape[0], weight.shape[0]), f32)
         np.matmul(x2, weight.T, out=y)
         kc.add_bias_rows(y, bias)
@@ -162,32 +173,24 @@ def _qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, 
     codes_t = np.ascontiguousarray(codes[:, tap_u, tap_v, :].transpose(0, 2, 1))  # [O, S, T]
     qmax = (k - 1) // st
 
-    def table(x: np.ndarray) -> np.ndarray:
-        x = _c32(x)
-        n = x.shape[0]
-        xph = np.zeros((n, c, nph, hq * wq), f32)
-        kq.phase_split(x, pad, st, hq, wq, xph)
-        flat = np.empty(n * per_image + _SLACK, f32)  # slack: look-ups read whole 16-float vectors
-        kq.qconv_table(xph.reshape(n, c, nph * hq * wq), cb, groups,
-                       flat[:n * per_image].reshape(n, groups, nsub, ncode, nph * hq * wq))
-        return flat
-
     plen = nph * hq * wq
     pstride = -(-plen // 16) * 16  # table planes padded to whole vectors
     per_image = groups * nsub * ncode * pstride
 
     def split(x: np.ndarray) -> np.ndarray:
         """x -> xph flat [N, C, P, Hq Wq] + slack (zero padding)."""
-        x = _c32(x)
+        x = _batch(x, in_shape, layer.name)
         n = x.shape[0]
         flat = np.zeros(n * c * plen + _SLACK, f32)
         kq.phase_split(x, pad, st, hq, wq, flat[:n * c * plen].reshape(n, c, nph, hq * wq))
         return flat
 
     def table(x: np.ndarray) -> np.ndarray:
-        n = x.shape[0]
+        n = len(x)
+        xph = split(x)
         out = np.empty(n * per_image + _SLACK, f32)
-        kq.qconv_table(split(x), np.array([n, c, groups, plen, pstride], np.int64), cb, out)
+        out[-_SLACK:] = 0.0  # read only into dropped lanes, but keep it finite
+        kq.qconv_table(xph, np.array([n, c, groups, plen, pstride], np.int64), cb, out)
         return out
 
     def blocking(n: int) -> tuple[int, int]:
@@ -196,7 +199,10 @@ def _qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, 
         return block, conv_band(block, ncode, ho, wq, qmax)
 
     def lookup(t: np.ndarray) -> np.ndarray:
-        n = (t.shape[0] - _SLACK) // per_image
+        n = (t.size - _SLACK) // per_image
+        if not (isinstance(t, np.ndarray) and t.dtype == f32 and t.ndim == 1 and t.flags.c_contiguous
+                and n >= 1 and t.size == n * per_image + _SLACK):
+            raise QcnnError(f"layer {layer.name}: look-up needs the table this layer's table() built")
         block, band = blocking(n)
         dims = np.array([n, groups, nsub, ncode, nph, hq * wq, wq, pstride], np.int64)
         y = np.empty((n, n_out, ho, wo), f32)
@@ -204,7 +210,7 @@ def _qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, 
         return y
 
     def fused(x: np.ndarray) -> np.ndarray:
-        n = x.shape[0]
+        n = len(x)
         block, band = blocking(n)
         y = np.empty((n, n_out, ho, wo), f32)
         kq.qconv_fused(split(x), np.array([n, c, groups, nph, hq, wq, qmax], np.int64), cb, codes_t, tap_off,
@@ -214,7 +220,7 @@ def _qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, 
     return TiledStagedKernel(table, lookup, fused)
 
 
-def _qfc(params: Mapping[str, np.ndarray], in_shape: tuple[int, ...]) -> StagedKernel:
+def _qfc(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...]) -> StagedKernel:
     cb = _c32(params["codebook"])
     codes = np.asarray(params["codes"], dtype=np.uint8)
     bias = _c32(params["bias"])
@@ -229,12 +235,15 @@ def _qfc(params: Mapping[str, np.ndarray], in_shape: tuple[int, ...]) -> StagedK
     lookup_kernel = kf.qfc_lookup_perm if perm else kf.qfc_lookup_scalar
 
     def table(x: np.ndarray) -> np.ndarray:
-        x2 = _c32(x).reshape(x.shape[0], -1)
+        x2 = _batch(x, in_shape, layer.name).reshape(len(x), -1)
         t = np.empty((x2.shape[0], nsub, kp), f32)
         kf.qfc_table(x2, cbt, nfeat, t)
         return t
 
     def lookup(t: np.ndarray) -> np.ndarray:
+        if not (isinstance(t, np.ndarray) and t.dtype == f32 and t.ndim == 3 and t.shape[1:] == (nsub, kp)
+                and t.shape[0] >= 1 and t.flags.c_contiguous):
+            raise QcnnError(f"layer {layer.name}: look-up needs the table this layer's table() built")
         y = np.empty((t.shape[0], n_out), f32)
         lookup_kernel(t, cblk, bias, y)
         return y
@@ -251,7 +260,7 @@ def _pool(layer: Layer, in_shape: tuple[int, ...]) -> Kernel:
     wo = -(-(w + 2 * pad - k) // st) + 1
 
     def kernel(x: np.ndarray) -> np.ndarray:
-        x = _c32(x)
+        x = _batch(x, in_shape, layer.name)
         y = np.empty((x.shape[0], c, ho, wo), f32)
         km.max_pool(x, k, st, pad, y)
         return y
@@ -259,9 +268,9 @@ def _pool(layer: Layer, in_shape: tuple[int, ...]) -> Kernel:
     return kernel
 
 
-def _elementwise(fn: Callable[[np.ndarray, np.ndarray], None]) -> Kernel:
+def _elementwise(fn: Callable[[np.ndarray, np.ndarray], None], layer: Layer, in_shape: tuple[int, ...]) -> Kernel:
     def kernel(x: np.ndarray) -> np.ndarray:
-        x = _c32(x)
+        x = _batch(x, in_shape, layer.name)
         y = np.empty_like(x)
         fn(x.reshape(-1), y.reshape(-1))
         return y
@@ -269,13 +278,13 @@ def _elementwise(fn: Callable[[np.ndarray, np.ndarray], None]) -> Kernel:
     return kernel
 
 
-def _lrn(layer: Layer) -> Kernel:
+def _lrn(layer: Layer, in_shape: tuple[int, ...]) -> Kernel:
     """LRN; beta = 0.75 (AlexNet's) on AVX-512 runs the division- and sqrt-free power."""
     size, alpha, beta, kk = layer.size, float(layer.alpha), float(layer.beta), float(layer.k)
     fast = HAS_AVX512 and beta == 0.75 and kk > 0 and alpha >= 0
 
     def kernel(x: np.ndarray) -> np.ndarray:
-        x = _c32(x)
+        x = _batch(x, in_shape, layer.name)
         n, c = x.shape[:2]
         x3 = x.reshape(n, c, -1)
         length = x3.shape[2]
@@ -290,8 +299,11 @@ def _lrn(layer: Layer) -> Kernel:
     return kernel
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
-    x2 = _c32(x).reshape(x.shape[0], -1)
-    y = np.empty_like(x2)
-    km.softmax(x2, y)
-    return y
+def _softmax(layer: Layer, in_shape: tuple[int, ...]) -> Kernel:
+    def kernel(x: np.ndarray) -> np.ndarray:
+        x2 = _batch(x, in_shape, layer.name).reshape(len(x), -1)
+        y = np.empty_like(x2)
+        km.softmax(x2, y)
+        return y
+
+    return kernel
