@@ -14,14 +14,26 @@ __all__ = ["kmeans", "assign"]
 
 
 def _sqdist(x: np.ndarray, c: np.ndarray, x2: np.ndarray) -> np.ndarray:
-    """x [B, N, D], c [B, K, D], x2 = ||x||^2 [B, N] -> squared distances [B, N, K] (clipped at 0)."""
-    d = x2[:, :, None] - 2.0 * np.matmul(x, c.transpose(0, 2, 1)) + np.einsum("bkd,bkd->bk", c, c)[:, None, :]
+    """x [B, N, D], c [B, K, D], x2 = ||x||^2 [B, N] -> squared distances [B, N K] (clipped at 0)."""
+    d = _scores(x, c)
+    d += x2[:, :, None]
     return np.maximum(d, 0.0, out=d)
+
+
+def _scores(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """||c||^2 - 2 x.c [B, N, K]: the squared distance up to the per-point constant ||x||^2.
+
+    One contiguous batched GEMM (a transposed view would make numpy skip BLAS).
+    """
+    ct = np.ascontiguousarray(c.transpose(0, 2, 1) * -2.0, dtype=x.dtype)
+    d = np.matmul(x, ct)
+    d += np.einsum("bkd,bkd->bk", c, c).astype(x.dtype)[:, None, :]
+    return d
 
 
 def assign(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
     """Nearest center of every point: x [B, N, D], centers [B, K, D] -> labels [B, N] (int64)."""
-    return _sqdist(x, centers, np.einsum("bnd,bnd->bn", x, x)).argmin(axis=2)
+    return _scores(x, centers).argmin(axis=2)
 
 
 def _plusplus(x: np.ndarray, x2: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -84,8 +96,8 @@ def _kmeans(x: np.ndarray, k: int, iters: int, rng: np.random.Generator, init: s
     labels = np.full((b, n), -1, np.int64)
     rows = np.arange(b)[:, None]
     for _ in range(max(iters, 1)):
-        dist = _sqdist(x, centers, x2)
-        new = dist.argmin(axis=2)
+        score = _scores(x, centers)
+        new = score.argmin(axis=2)
         if np.array_equal(new, labels):
             break
         labels = new
@@ -98,7 +110,7 @@ def _kmeans(x: np.ndarray, k: int, iters: int, rng: np.random.Generator, init: s
         empty = counts == 0
         centers = np.where(empty[:, :, None], centers, sums / np.maximum(counts, 1)[:, :, None])
         if empty.any():
-            err = np.take_along_axis(dist, labels[:, :, None], axis=2)[:, :, 0]
+            err = np.take_along_axis(score, labels[:, :, None], axis=2)[:, :, 0] + x2
             for bi, ki in zip(*np.nonzero(empty)):
                 far = int(err[bi].argmax())
                 centers[bi, ki] = x[bi, far]
