@@ -1,7 +1,7 @@
 """cffi (API mode) builder of ``qcnn_cffi._qcnn_cffi``: the C kernels in ``csrc/`` linked to a CBLAS.
 
-Run by setuptools at install time (``cffi_modules`` in ``setup.py``), or by hand:
-``python backends/qcnn_cffi/_build.py`` builds the module in place.
+Run by setuptools at install time (``cffi_modules`` in ``setup.py``); after editing ``csrc/``,
+``python backends/qcnn_cffi/_build.py`` (= ``python setup.py build_ext --inplace``) rebuilds in place.
 
 Build choices (environment variables, all optional):
 
@@ -118,9 +118,9 @@ def _flags() -> tuple[list[str], list[str]]:
     return cflags, lflags
 
 
-def make_ffi(absolute: bool = False) -> FFI:
-    """The FFI builder; ``absolute`` paths for ``ffi.compile`` (which changes directory)."""
-    path = str if absolute else _rel
+def make_ffi() -> FFI:
+    """The FFI builder: sources relative to the working directory (the project root)."""
+    path = _rel
     blas = _blas()
     cflags, lflags = _flags()
     ffi = FFI()
@@ -143,10 +143,10 @@ def make_ffi(absolute: bool = False) -> FFI:
 ffibuilder = make_ffi()
 
 if __name__ == "__main__":
-    # in-place build without setuptools: compile under build/, copy the module beside this file
-    os.chdir(HERE.parent.parent)
-    built = Path(make_ffi(absolute=True).compile(tmpdir="build/qcnn_cffi", verbose=True))
-    for old in HERE.glob("_qcnn_cffi.*"):  # another suffix (e.g. abi3 from pip) would shadow or be shadowed
-        old.unlink()
-    shutil.copy2(built, HERE / built.name)
-    print(f"built {HERE / built.name}")
+    # in-place rebuild after editing csrc/: the same build as `pip install -e .` (setuptools
+    # build_ext --inplace, so the module file name matches and nothing stale shadows it)
+    root = HERE.parent.parent
+    for old in HERE.glob("_qcnn_cffi.*"):
+        if old.suffix in (".so", ".pyd"):
+            old.unlink()
+    sys.exit(subprocess.call([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=root))
