@@ -130,6 +130,7 @@ def make_ffi() -> FFI:
         "qcnn_cffi._qcnn_cffi",
         '#include "qcnn_kernels.h"\n',
         sources=[path(CSRC / s) for s in SOURCES],
+        depends=[path(CSRC / h) for h in ("qcnn_kernels.h", "qc_internal.h")],
         include_dirs=[path(CSRC), *blas["include_dirs"]],
         define_macros=macros,
         extra_compile_args=[*cflags, *blas["extra_compile_args"]],
@@ -149,4 +150,4 @@ if __name__ == "__main__":
     for old in HERE.glob("_qcnn_cffi.*"):
         if old.suffix in (".so", ".pyd"):
             old.unlink()
-    sys.exit(subprocess.call([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=root))
+    sys.exit(subprocess.call([sys.executable, "setup.py", "-q", "build_ext", "--inplace", "--force"], cwd=root))
