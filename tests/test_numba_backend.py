@@ -118,9 +118,9 @@ def test_qfc_matches_reference(backend, case) -> None:  # type: ignore[no-untype
     assert rel_err(y, want) < TOL
     table = kernel.table(x)
     assert rel_err(table[:, :, :q.K], ref.qfc_table(x, params["codebook"])) < TOL
-    # the portable look-up gives the same sums in the same order as the permute one
+    # the portable look-up gives the same sums in the same order as the packed-code permute one
     y2 = np.empty_like(y)
-    kf.qfc_lookup_scalar(table, kf.block_codes(params["codes"], interleaved=False), params["bias"], y2)
+    kf.qfc_lookup_scalar(table, kf.block_codes(params["codes"]), params["bias"], y2)
     assert np.array_equal(y2, y)
 
 

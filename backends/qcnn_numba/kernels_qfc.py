@@ -1,12 +1,16 @@
 """Quantized fully-connected kernels: table building and look-up accumulation.
 
 Shapes: x [N, F] (flattened C,H,W), codebook laid out as ``cbt`` [S, D, KP]
-(KP = 32 for the register look-up, zero-padded beyond K), table T [N, S, KP],
-codes re-laid out in output blocks ``cblk`` [NB, S, B] (B = 256 outputs, so one
-subspace's codes for a block are contiguous), bias [O], y [N, O]:
+(KP = 32 for the register look-ups, zero-padded beyond K), table T [N, S, KP], bias [O],
+y [N, O]:
 
     T[n, s, k] = sum_{d < D, sD + d < F} x[n, sD + d] cb[s, k, d]
     y[n, o]    = b[o] + sum_s T[n, s, A[o, s]]      (accumulated in increasing s)
+
+Look-ups: with AVX-512 and K <= 32 the codes are bit-packed (5 bits, six per 32-bit word;
+4 bits, eight per word for K <= 16) and looked up 16 at a time in registers
+(``simd.lut32_packed``/``lut16_packed``): the fc6 codes stream 5.3 bits per weight instead of 8.
+Otherwise a portable scalar loop over codes in blocks [NB, S, 64] of 64 outputs.
 """
 
 from __future__ import annotations
@@ -14,28 +18,36 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .simd import lut32_rows64
+from .simd import PACK16, PACK32, lut16_packed, lut32_packed
 
-__all__ = ["BLOCK", "block_codes", "qfc_table", "qfc_lookup_perm", "qfc_lookup_scalar"]
+__all__ = ["BLOCK", "block_codes", "pack_codes", "qfc_table", "qfc_lookup_packed", "qfc_lookup_scalar"]
 
-#: Outputs per block of the look-up (a multiple of 64).
+#: Outputs per block of the portable look-up.
 BLOCK = 64
 
 
-def block_codes(codes: np.ndarray, interleaved: bool) -> np.ndarray:
-    """codes [O, S] uint8 -> [NB, S, B] (outputs padded to NB B with code 0).
-
-    Plain: cblk[b, s, j] = A[b B + j, s]. Interleaved (for :func:`qfc_lookup_perm`): within
-    each 64 outputs 16 q + l of a block, byte 4 l + q holds the code of output 16 q + l.
-    """
+def block_codes(codes: np.ndarray) -> np.ndarray:
+    """codes [O, S] uint8 -> [NB, S, 64], cblk[b, s, j] = A[64 b + j, s] (outputs padded with code 0)."""
     n_out, nsub = codes.shape
     nblk = -(-n_out // BLOCK)
     padded = np.zeros((nblk * BLOCK, nsub), np.uint8)
     padded[:n_out] = codes
-    blocks = padded.reshape(nblk, BLOCK, nsub).transpose(0, 2, 1)  # [NB, S, B]
-    if interleaved:
-        blocks = blocks.reshape(nblk, nsub, BLOCK // 64, 4, 16).transpose(0, 1, 2, 4, 3)
-    return np.ascontiguousarray(blocks).reshape(nblk, nsub, BLOCK)
+    return np.ascontiguousarray(padded.reshape(nblk, BLOCK, nsub).transpose(0, 2, 1))
+
+
+def pack_codes(codes: np.ndarray, k: int) -> tuple[np.ndarray, int]:
+    """codes [O, S] (< k <= 32) -> (packed [NB, S, 16] uint32, outputs per block B = 16 per_word):
+    word l of block b, subspace s holds A[b B + 16 q + l, s] in bits [q bits, (q + 1) bits)."""
+    per_word, bits = PACK16 if k <= 16 else PACK32
+    n_out, nsub = codes.shape
+    blk = 16 * per_word
+    nblk = -(-n_out // blk)
+    padded = np.zeros((nblk * blk, nsub), np.uint32)
+    padded[:n_out] = codes
+    fields = padded.reshape(nblk, per_word, 16, nsub).transpose(0, 3, 2, 1)  # [NB, S, 16 (l), per_word (q)]
+    shifts = (np.arange(per_word, dtype=np.uint32) * np.uint32(bits))
+    packed = np.bitwise_or.reduce(fields << shifts, axis=3)
+    return np.ascontiguousarray(packed, dtype=np.uint32), blk
 
 
 @njit(cache=True, parallel=True)
@@ -58,22 +70,24 @@ def qfc_table(x: np.ndarray, cbt: np.ndarray, nfeat: int, out: np.ndarray) -> No
 
 
 @njit(cache=True, parallel=True)
-def qfc_lookup_perm(table: np.ndarray, cblk: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:
-    """y[n, o] = b[o] + sum_s T[n, s, A[o, s]] (KP == 32, AVX-512): 64 outputs at a time in
-    four registers over all subspaces, 16 look-ups per vpermi2ps."""
+def qfc_lookup_packed(table: np.ndarray, packed: np.ndarray, blk: int, bias: np.ndarray, out: np.ndarray) -> None:
+    """y[n, o] = b[o] + sum_s T[n, s, A[o, s]] on bit-packed codes (AVX-512; KP == 32):
+    ``blk`` = 96 (5-bit codes, K <= 32) or 128 (4-bit, K <= 16) outputs per job, in registers."""
     n_img, nsub, kp = table.shape
-    nblk, _, blk = cblk.shape
+    nblk = packed.shape[0]
     n_out = out.shape[1]
     tf = table.ravel()
-    cf = cblk.ravel()
+    cf = packed.ravel()
     for b in prange(nblk):
         acc = np.empty(blk, np.float32)
         o0 = b * blk
         for n in range(n_img):
             for j in range(blk):
                 acc[j] = bias[min(o0 + j, n_out - 1)]
-            for q in range(0, blk, 64):
-                lut32_rows64(acc, q, tf, n * nsub * kp, cf, b * nsub * blk + q, blk, nsub)
+            if blk == 128:
+                lut16_packed(acc, 0, tf, n * nsub * kp, cf, b * nsub * 16, 16, nsub)
+            else:
+                lut32_packed(acc, 0, tf, n * nsub * kp, cf, b * nsub * 16, 16, nsub)
             for j in range(min(blk, n_out - o0)):
                 out[n, o0 + j] = acc[j]
 

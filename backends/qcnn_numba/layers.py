@@ -227,12 +227,20 @@ def _qfc(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ..
     nsub, ncode, dim = cb.shape
     n_out = codes.shape[0]
     nfeat = int(np.prod(in_shape))
-    perm = HAS_AVX512 and ncode <= 32
-    kp = 32 if perm else ncode
+    packed_path = HAS_AVX512 and ncode <= 32
+    kp = 32 if packed_path else ncode
     cbt = np.zeros((nsub, dim, kp), f32)
     cbt[:, :, :ncode] = cb.transpose(0, 2, 1)
-    cblk = kf.block_codes(codes, interleaved=perm)  # [NB, S, B]
-    lookup_kernel = kf.qfc_lookup_perm if perm else kf.qfc_lookup_scalar
+    if packed_path:
+        packed, blk = kf.pack_codes(codes, ncode)
+
+        def run_lookup(t: np.ndarray, y: np.ndarray) -> None:
+            kf.qfc_lookup_packed(t, packed, blk, bias, y)
+    else:
+        cblk = kf.block_codes(codes)  # [NB, S, 64]
+
+        def run_lookup(t: np.ndarray, y: np.ndarray) -> None:
+            kf.qfc_lookup_scalar(t, cblk, bias, y)
 
     def table(x: np.ndarray) -> np.ndarray:
         x2 = _batch(x, in_shape, layer.name).reshape(len(x), -1)
@@ -245,7 +253,7 @@ def _qfc(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ..
                 and t.shape[0] >= 1 and t.flags.c_contiguous):
             raise QcnnError(f"layer {layer.name}: look-up needs the table this layer's table() built")
         y = np.empty((t.shape[0], n_out), f32)
-        lookup_kernel(t, cblk, bias, y)
+        run_lookup(t, y)
         return y
 
     return StagedKernel(table, lookup)

@@ -1,9 +1,13 @@
-"""CPU feature detection and the one hand-written SIMD primitive: an in-register table look-up.
+"""CPU feature detection and the hand-written SIMD primitives (numba intrinsics emitting LLVM IR).
 
-``lut32_add(acc, a, table, t, codes, c)`` does, for i in 0..15,
-``acc[a + i] += table[t + codes[c + i]]`` with a 32-entry table held in two AVX-512
-registers and looked up by ``vpermi2ps`` (16 look-ups per instruction, no gathers).
-It must only be compiled on CPUs with AVX-512F (:data:`HAS_AVX512`); codes must be < 32.
+* ``window_add1/2/4/8``: acc += sums of shifted table windows, whole 16-float vectors
+  (quantized conv look-up; portable LLVM vectors);
+* ``dotR``, ``dotR_acc``, ``dotR_pair``: LUT rows as FMA chains (quantized conv table; portable);
+* ``lut32_packed``/``lut16_packed``: quantized fc look-ups with the table held in AVX-512
+  registers, ``vpermi2ps``/``vpermps`` on bit-packed codes (AVX-512F only);
+* ``pow_m075``: x s^-0.75 by ``vrsqrt14ps`` + Newton (LRN, AVX-512F only).
+
+AVX-512-only primitives must be compiled only where :data:`HAS_AVX512` holds.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["HAS_AVX512", "cpu_name", "simd_level", "lut32_add", "window_add1", "window_add2", "window_add4",
-           "window_add8", "pow_m075", "lut32_rows64"]
+__all__ = ["HAS_AVX512", "cpu_name", "simd_level", "window_add1", "window_add2", "window_add4",
+           "window_add8", "pow_m075", "lut32_packed",
+           "lut16_packed", "PACK32", "PACK16"]
 
 
 def _features() -> set[str]:
@@ -45,35 +50,6 @@ def simd_level() -> str:
         if name in _FEATURES:
             return name
     return "none"
-
-
-@intrinsic
-def lut32_add(typingctx, acc, a_off, table, t_off, codes, c_off):  # type: ignore[no-untyped-def]
-    """acc[a_off + i] += table[t_off + codes[c_off + i]], i < 16; float32 acc/table, uint8 codes < 32."""
-    sig = types.void(acc, a_off, table, t_off, codes, c_off)
-
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        acc_v, ao, tab_v, to, codes_v, co = args
-        f32, i32, i8 = ir.FloatType(), ir.IntType(32), ir.IntType(8)
-        v16f, v16i, v16b = ir.VectorType(f32, 16), ir.VectorType(i32, 16), ir.VectorType(i8, 16)
-        arr_acc = context.make_array(signature.args[0])(context, builder, acc_v)
-        arr_tab = context.make_array(signature.args[2])(context, builder, tab_v)
-        arr_codes = context.make_array(signature.args[4])(context, builder, codes_v)
-        p_acc = builder.bitcast(builder.gep(arr_acc.data, [ao]), v16f.as_pointer())
-        p_t0 = builder.bitcast(builder.gep(arr_tab.data, [to]), v16f.as_pointer())
-        p_t1 = builder.bitcast(builder.gep(arr_tab.data, [builder.add(to, ir.Constant(to.type, 16))]),
-                               v16f.as_pointer())
-        p_codes = builder.bitcast(builder.gep(arr_codes.data, [co]), v16b.as_pointer())
-        idx = builder.zext(builder.load(p_codes, align=1), v16i)
-        t0 = builder.load(p_t0, align=4)
-        t1 = builder.load(p_t1, align=4)
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v16f, [v16f, v16i, v16f]),
-                                            "llvm.x86.avx512.vpermi2var.ps.512")
-        picked = builder.call(fn, [t0, idx, t1])
-        builder.store(builder.fadd(builder.load(p_acc, align=4), picked), p_acc, align=4)
-        return context.get_dummy_value()
-
-    return sig, codegen
 
 
 def _vec16(builder, data, off):  # type: ignore[no-untyped-def]
@@ -254,17 +230,8 @@ def pow_m075(typingctx, out, o_off, x, s, nvec):  # type: ignore[no-untyped-def]
     return sig, codegen
 
 
-@intrinsic
-def lut32_rows64(typingctx, out, o_off, table, t_off, codes, c_off, c_stride, nsub):  # type: ignore[no-untyped-def]
-    """64 outputs i = 16 q + l at once: out[o_off + i] += sum_{s < nsub} table[t_off + 32 s + code(s, i)],
-    summed in increasing s in four registers (AVX-512F, codes < 32).
-
-    Codes come interleaved: the 64 bytes at codes[c_off + s c_stride:] hold code(s, 16 q + l) at
-    byte 4 l + q. One 64-byte load gives 16 dwords whose low 5 bits are the codes of q = 0;
-    shifting right by 8, 16, 24 exposes q = 1, 2, 3, and ``vpermi2ps`` reads only the low 5
-    index bits, so there is no byte-to-dword unpacking: 4 permutes per 64 look-ups.
-    """
-    sig = types.void(out, o_off, table, t_off, codes, c_off, c_stride, nsub)
+def _lut_packed_codegen(per_word: int, bits: int):  # type: ignore[no-untyped-def]
+    """LLVM code for ``lut{16,32}_packed``: see :func:`lut32_packed`."""
 
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
         out_v, oo, tab_v, to, codes_v, co, cs, nsub_v = args
@@ -273,10 +240,14 @@ def lut32_rows64(typingctx, out, o_off, table, t_off, codes, c_off, c_stride, ns
         arr_out = context.make_array(signature.args[0])(context, builder, out_v)
         arr_tab = context.make_array(signature.args[2])(context, builder, tab_v)
         arr_codes = context.make_array(signature.args[4])(context, builder, codes_v)
-        perm = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v16f, [v16f, v16i, v16f]),
-                                              "llvm.x86.avx512.vpermi2var.ps.512")
+        if bits == 5:
+            perm = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v16f, [v16f, v16i, v16f]),
+                                                  "llvm.x86.avx512.vpermi2var.ps.512")
+        else:
+            perm = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v16f, [v16f, v16i]),
+                                                  "llvm.x86.avx512.permvar.sf.512")
         slots = []
-        for q in range(4):
+        for q in range(per_word):
             slot = cgutils.alloca_once(builder, v16f)
             p_out = _vec16(builder, arr_out.data, builder.add(oo, ir.Constant(oo.type, 16 * q)))
             builder.store(builder.load(p_out, align=4), slot)
@@ -285,15 +256,48 @@ def lut32_rows64(typingctx, out, o_off, table, t_off, codes, c_off, c_stride, ns
             s = loop.index
             tbase = builder.add(to, builder.mul(s, ir.Constant(s.type, 32)))
             t0 = builder.load(_vec16(builder, arr_tab.data, tbase), align=4)
-            t1 = builder.load(_vec16(builder, arr_tab.data, builder.add(tbase, ir.Constant(s.type, 16))), align=4)
-            pc = builder.bitcast(builder.gep(arr_codes.data, [builder.add(co, builder.mul(s, cs))]), v16i.as_pointer())
-            raw = builder.load(pc, align=1)
-            for q in range(4):
-                idx = raw if q == 0 else builder.lshr(raw, ir.Constant(v16i, [8 * q] * 16))
+            if bits == 5:
+                t1 = builder.load(_vec16(builder, arr_tab.data, builder.add(tbase, ir.Constant(s.type, 16))),
+                                  align=4)
+            pc = builder.bitcast(builder.gep(arr_codes.data, [builder.add(co, builder.mul(s, cs))]),
+                                 v16i.as_pointer())
+            raw = builder.load(pc, align=4)
+            for q in range(per_word):
+                idx = raw if q == 0 else builder.lshr(raw, ir.Constant(v16i, [bits * q] * 16))
+                picked = builder.call(perm, [t0, idx, t1] if bits == 5 else [t0, idx])
                 slot = slots[q][0]
-                builder.store(builder.fadd(builder.load(slot), builder.call(perm, [t0, idx, t1])), slot)
+                builder.store(builder.fadd(builder.load(slot), picked), slot)
         for slot, p_out in slots:
             builder.store(builder.load(slot), p_out, align=4)
         return context.get_dummy_value()
 
-    return sig, codegen
+    return codegen
+
+
+#: codes per 32-bit word and bits per code of the packed fc look-ups (K <= 32, K <= 16)
+PACK32 = (6, 5)
+PACK16 = (8, 4)
+
+
+@intrinsic
+def lut32_packed(typingctx, out, o_off, table, t_off, codes, c_off, c_stride, nsub):  # type: ignore[no-untyped-def]
+    """96 outputs i = 16 q + l (q < 6) at once, K <= 32 (AVX-512F):
+    out[o_off + i] += sum_{s < nsub} table[t_off + 32 s + code(s, i)], summed in increasing s
+    in six registers.
+
+    Codes are packed 5 bits each, six to a 32-bit word: word l of the 16 at
+    codes[c_off + s c_stride:] (as uint32) holds code(s, 16 q + l) in bits 5q..5q+4. A shift by
+    5q puts them in the low bits, and ``vpermi2ps`` reads only the low 5 index bits: no
+    unpacking, 6 permutes per 64 bytes of codes.
+    """
+    return types.void(out, o_off, table, t_off, codes, c_off, c_stride, nsub), _lut_packed_codegen(*PACK32)
+
+
+@intrinsic
+def lut16_packed(typingctx, out, o_off, table, t_off, codes, c_off, c_stride, nsub):  # type: ignore[no-untyped-def]
+    """As :func:`lut32_packed` for K <= 16: 4-bit codes, eight to a word (bits 4q..4q+3), 128
+    outputs at once, 16-entry table in one register looked up by ``vpermps`` (low 4 index bits);
+    table rows are still 32 floats apart."""
+    return types.void(out, o_off, table, t_off, codes, c_off, c_stride, nsub), _lut_packed_codegen(*PACK16)
+
+
