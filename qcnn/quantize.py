@@ -281,117 +281,185 @@ def _decode_rows(codebook: np.ndarray, codes: np.ndarray, groups: int) -> list[n
 
 
 # --------------------------------------------------------------------------- ec solver
-def _codebook_step(st: _Stats, w: list[np.ndarray], h: list[np.ndarray], codebook: np.ndarray,
-                   codes: np.ndarray, s: int, kk: int, cpad: int) -> None:
-    """Least-squares update of subspace s's codebook (all taps jointly), in place.
+class _LazyGW:
+    """H_g = G_g W_g kept exact while W_g changes a few rows at a time.
 
-    With the other subspaces fixed, P = A_s - H_s + G_ss W_s is S_s^T times the residual
-    R^s; minimising over codewords c_k gives normal equations sum_k LHS[k, l] c_l = RHS[k]
-    with LHS[k, l] = sum_{o, a, b: code(o,a)=k, code(o,b)=l} G_ss[a, b] (D x D blocks) and
-    RHS[k] = sum_{o, a: code(o,a)=k} P[a, :, o]. A tiny ridge towards the old codewords keeps
-    unused codewords and padded components where they are.
+    A change of W rows ``idx`` by ``delta`` waits in a queue; reading rows of H adds the
+    queued changes' effect G[idx, queued] delta, and a full queue is applied to all of H
+    with one GEMM. This turns S rank-D updates of the [F, O] matrix H per sweep into a few
+    rank-256 ones (memory traffic, not flops, was the limit for fc layers).
     """
-    _, K, D = codebook.shape
-    idx = (np.arange(kk)[:, None] * cpad + s * D + np.arange(D)).ravel()  # [kk D]
-    lhs = np.zeros((K, D, K, D)) if kk > 1 else np.zeros((K, D, D))
-    rhs = np.zeros((K, D))
-    og = codes.shape[0] // len(w)
-    for g in range(len(w)):
-        cg = codes[g * og:(g + 1) * og, :, s].astype(np.int64)  # [Og, kk]
-        gss = st.G[g][np.ix_(idx, idx)]
-        p = (st.A[g][idx] - h[g][idx] + gss @ w[g][idx]).reshape(kk, D, og)
-        flat = cg.ravel()  # (o, a) order
-        pw = p.transpose(2, 0, 1).reshape(-1, D)  # [(o, a), D]
-        for d in range(D):
-            rhs[:, d] += np.bincount(flat, weights=pw[:, d], minlength=K)
-        g4 = gss.reshape(kk, D, kk, D)
-        if kk == 1:
-            lhs += np.bincount(flat, minlength=K)[:, None, None] * g4[0, :, 0, :]
-        else:
+
+    def __init__(self, G: list[np.ndarray], W: list[np.ndarray], capacity: int = 256) -> None:
+        self.G = G
+        self.H = [G[g] @ W[g] for g in range(len(G))]
+        self.capacity = capacity
+        self.idx = [np.empty(0, np.int64) for _ in G]
+        self.delta = [np.empty((0, w.shape[1])) for w in W]
+        self.buf_idx = [np.empty(capacity + 4096, np.int64) for _ in G]
+        self.buf_delta = [np.empty((capacity + 4096, w.shape[1])) for w in W]
+        self.n = [0] * len(G)
+
+    def rows(self, g: int, idx: np.ndarray) -> np.ndarray:
+        """Exact (G_g W_g)[idx], [len(idx), Og]."""
+        out = self.H[g][idx]
+        n = self.n[g]
+        if n:
+            out += self.G[g][np.ix_(idx, self.buf_idx[g][:n])] @ self.buf_delta[g][:n]
+        return out
+
+    def change(self, g: int, idx: np.ndarray, delta: np.ndarray) -> None:
+        """W_g[idx] has grown by delta [len(idx), Og]."""
+        n, m = self.n[g], len(idx)
+        if m > self.capacity:
+            self.H[g] += self.G[g][:, idx] @ delta
+            return
+        if n + m > self.buf_idx[g].shape[0]:
+            self.flush(g)
+            n = 0
+        self.buf_idx[g][n:n + m] = idx
+        self.buf_delta[g][n:n + m] = delta
+        self.n[g] = n + m
+        if self.n[g] >= self.capacity:
+            self.flush(g)
+
+    def flush(self, g: int) -> None:
+        n = self.n[g]
+        if n:
+            p = self.buf_idx[g][:n]
+            self.H[g] += self.G[g][:, p] @ self.buf_delta[g][:n]
+            self.n[g] = 0
+
+    def full(self, g: int) -> np.ndarray:
+        self.flush(g)
+        return self.H[g]
+
+
+class _Solver:
+    """Block coordinate descent on L(W) = sum_g tr(W_g^T G_g W_g) - 2 tr(W_g^T A_g) + tt for
+    W_g [F, Og] decoded from (codebook [S, K, D], codes [O, kk, S]), tap-major layout."""
+
+    def __init__(self, st: _Stats, codebook: np.ndarray, codes: np.ndarray, groups: int, kk: int, cpad: int) -> None:
+        self.st, self.kk, self.cpad, self.groups = st, kk, cpad, groups
+        self.codebook = codebook.astype(np.float64).copy()
+        self.codes = codes.copy()
+        self.w = _decode_rows(self.codebook, self.codes, groups)
+        self.gw = _LazyGW(st.G, self.w)
+        self.og = codes.shape[0] // groups
+
+    def block(self, s: int, taps: Iterable[int]) -> np.ndarray:
+        D = self.codebook.shape[2]
+        return (np.asarray(list(taps))[:, None] * self.cpad + s * D + np.arange(D)).ravel()
+
+    def rel_err(self) -> float:
+        st = self.st
+        total = st.tt
+        for g, wg in enumerate(self.w):
+            total += float(np.einsum("fo,fo->", wg, self.gw.full(g))) - 2.0 * float(np.einsum("fo,fo->", wg, st.A[g]))
+        return float(np.sqrt(max(total, 0.0) / st.tt)) if st.tt > 0 else 0.0
+
+    def codebook_step(self, s: int) -> None:
+        """Least-squares update of subspace s's codebook (all taps jointly), then W and H follow.
+
+        With the other subspaces fixed, P = A_s - H_s + G_ss W_s is S_s^T times the residual
+        R^s; minimising over codewords c_k gives normal equations sum_l LHS[k, l] c_l = RHS[k]
+        with LHS[k, l] = sum_{o, a, b: code(o,a)=k, code(o,b)=l} G_ss[a, b] (D x D blocks) and
+        RHS[k] = sum_{o, a: code(o,a)=k} P[a, :, o]. A tiny ridge towards the old codewords
+        keeps unused codewords and padded components where they are.
+        """
+        _, K, D = self.codebook.shape
+        kk, og = self.kk, self.og
+        idx = self.block(s, range(kk))
+        lhs = np.zeros((K, D, K, D)) if kk > 1 else np.zeros((K, D, D))
+        rhs = np.zeros((K, D))
+        for g in range(self.groups):
+            cg = self.codes[g * og:(g + 1) * og, :, s].astype(np.int64)  # [Og, kk]
+            gss = self.st.G[g][np.ix_(idx, idx)]
+            p = (self.st.A[g][idx] - self.gw.rows(g, idx) + gss @ self.w[g][idx]).reshape(kk, D, og)
+            flat = cg.ravel()  # (o, a) order
+            pw = p.transpose(2, 0, 1).reshape(-1, D)  # [(o, a), D]
+            for d in range(D):
+                rhs[:, d] += np.bincount(flat, weights=pw[:, d], minlength=K)
+            g4 = gss.reshape(kk, D, kk, D)
+            if kk == 1:
+                lhs += np.bincount(flat, minlength=K)[:, None, None] * g4[0, :, 0, :]
+                continue
             gab = g4.transpose(0, 2, 1, 3).reshape(kk * kk, D * D)  # [(a, b), (d, e)]
             step = max(1, (1 << 22) // (kk * kk * D * D))
             for o0 in range(0, og, step):
                 c = cg[o0:o0 + step]
                 pair = (c[:, :, None] * K + c[:, None, :]).reshape(-1)  # [(o, a, b)]
-                m = c.shape[0]
-                vals = np.broadcast_to(gab, (m, kk * kk, D * D)).reshape(-1, D * D)
+                vals = np.broadcast_to(gab, (c.shape[0], kk * kk, D * D)).reshape(-1, D * D)
                 for de in range(D * D):
-                    acc = np.bincount(pair, weights=vals[:, de], minlength=K * K).reshape(K, K)
-                    lhs[:, de // D, :, de % D] += acc
-    old = codebook[s].astype(np.float64)
-    if kk == 1:
-        tr = np.einsum("kdd->k", lhs)
-        lam = 1e-6 * tr / D + 1e-12 * max(float(tr.max()), 1e-30)
-        eye = np.eye(D)[None]
-        new = np.linalg.solve(lhs + lam[:, None, None] * eye, (rhs + lam[:, None] * old)[:, :, None])[:, :, 0]
-    else:
-        mat = lhs.reshape(K * D, K * D)
-        tr = float(np.trace(mat))
-        lam = 1e-6 * tr / (K * D) + 1e-30
-        new = np.linalg.solve(mat + lam * np.eye(K * D), (rhs + lam * old).reshape(-1)).reshape(K, D)
-    codebook[s] = new
+                    lhs[:, de // D, :, de % D] += np.bincount(pair, weights=vals[:, de], minlength=K * K).reshape(K, K)
+        old = self.codebook[s]
+        if kk == 1:
+            tr = np.einsum("kdd->k", lhs)
+            lam = 1e-6 * tr / D + 1e-12 * max(float(tr.max()), 1e-30)
+            new = np.linalg.solve(lhs + lam[:, None, None] * np.eye(D)[None],
+                                  (rhs + lam[:, None] * old)[:, :, None])[:, :, 0]
+        else:
+            mat = lhs.reshape(K * D, K * D)
+            lam = 1e-6 * float(np.trace(mat)) / (K * D) + 1e-30
+            new = np.linalg.solve(mat + lam * np.eye(K * D), (rhs + lam * old).reshape(-1)).reshape(K, D)
+        self.codebook[s] = new
+        for g in range(self.groups):
+            dense = new[self.codes[g * og:(g + 1) * og, :, s]].reshape(og, kk * D).T  # [kk D, Og]
+            delta = dense - self.w[g][idx]
+            self.w[g][idx] = dense
+            self.gw.change(g, idx, delta)
 
+    def assign_step(self, s: int, a: int) -> int:
+        """Best codeword for every output at tap a of subspace s, others fixed; returns #changed.
 
-def _assign_step(st: _Stats, w: list[np.ndarray], h: list[np.ndarray], codebook: np.ndarray,
-                 codes: np.ndarray, s: int, a: int, cpad: int) -> int:
-    """Best codeword for every output at tap a of subspace s, others fixed; returns #changed.
+        Score of codeword c for output o: c^T G_bb c - 2 c^T P[:, o], P = A_b - H_b + G_bb W_b.
+        """
+        idx = self.block(s, [a])
+        og = self.og
+        cb = self.codebook[s]  # [K, D]
+        changed = 0
+        for g in range(self.groups):
+            gbb = self.st.G[g][np.ix_(idx, idx)]
+            p = self.st.A[g][idx] - self.gw.rows(g, idx) + gbb @ self.w[g][idx]  # [D, Og]
+            q = np.einsum("kd,de,ke->k", cb, gbb, cb)
+            best = (q[:, None] - 2.0 * cb @ p).argmin(axis=0)
+            rows = slice(g * og, (g + 1) * og)
+            moved = np.nonzero(best != self.codes[rows, a, s])[0]
+            if moved.size:
+                new = cb[best].T  # [D, Og]
+                delta = new - self.w[g][idx]
+                self.w[g][idx] = new
+                self.gw.change(g, idx, delta)
+                self.codes[rows, a, s] = best
+                changed += int(moved.size)
+        return changed
 
-    Score of codeword c for output o: c^T G_bb c - 2 c^T P[:, o], P = A_b - H_b + G_bb W_b.
-    """
-    D = codebook.shape[2]
-    idx = a * cpad + s * D + np.arange(D)
-    og = codes.shape[0] // len(w)
-    cb = codebook[s].astype(np.float64)  # [K, D]
-    changed = 0
-    for g in range(len(w)):
-        gbb = st.G[g][np.ix_(idx, idx)]
-        p = st.A[g][idx] - h[g][idx] + gbb @ w[g][idx]  # [D, Og]
-        q = np.einsum("kd,de,ke->k", cb, gbb, cb)
-        best = (q[:, None] - 2.0 * cb @ p).argmin(axis=0)
-        rows = slice(g * og, (g + 1) * og)
-        moved = np.nonzero(best != codes[rows, a, s])[0]
-        if moved.size:
-            delta = cb[best[moved]].T - w[g][idx][:, moved]  # [D, moved]
-            h[g][:, moved] += st.G[g][:, idx] @ delta
-            w[g][np.ix_(idx, moved)] += delta
-            codes[rows, a, s][moved] = best[moved]
-            changed += int(moved.size)
-    return changed
-
-
-def _refresh(st: _Stats, w: list[np.ndarray], h: list[np.ndarray], codebook: np.ndarray,
-             codes: np.ndarray, s: int, kk: int, cpad: int) -> None:
-    """After subspace s's codebook changed: W_s and H = G W follow."""
-    D = codebook.shape[2]
-    idx = (np.arange(kk)[:, None] * cpad + s * D + np.arange(D)).ravel()
-    og = codes.shape[0] // len(w)
-    cb = codebook[s].astype(np.float64)
-    for g in range(len(w)):
-        new = cb[codes[g * og:(g + 1) * og, :, s]].reshape(og, kk * D).T  # [kk D, Og]
-        delta = new - w[g][idx]
-        h[g] += st.G[g][:, idx] @ delta
-        w[g][idx] = new
+    def sweep(self) -> int:
+        """One pass over all subspaces: codebook update, then per-tap assignments. Returns #moved."""
+        changed = 0
+        for s in range(self.codebook.shape[0]):
+            self.codebook_step(s)
+            for a in range(self.kk):
+                changed += self.assign_step(s, a)
+        return changed
 
 
 def ec_layer(st: _Stats, codebook: np.ndarray, codes: np.ndarray, groups: int, kk: int, cpad: int,
              iters: int, bar: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Block coordinate descent on L from (codebook [S, K, D], codes [O, kk, S]); returns the
-    improved pair. One sweep visits every subspace: codebook update, then per-tap assignment."""
-    codebook = codebook.astype(np.float64).copy()
-    codes = codes.copy()
-    w = _decode_rows(codebook, codes, groups)
-    h = [st.G[g] @ w[g] for g in range(groups)]
+    improved pair after ``iters`` sweeps (fewer if no assignment moved and the error stalled)."""
+    solver = _Solver(st, codebook, codes, groups, kk, cpad)
+    last = solver.rel_err()
     for _ in range(iters):
-        changed = 0
-        for s in range(codebook.shape[0]):
-            _codebook_step(st, w, h, codebook, codes, s, kk, cpad)
-            _refresh(st, w, h, codebook, codes, s, kk, cpad)
-            for a in range(kk):
-                changed += _assign_step(st, w, h, codebook, codes, s, a, cpad)
+        moved = solver.sweep()
+        err = solver.rel_err()
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(err=f"{st.rel_err(w):.4f}", moved=changed)
-    return codebook.astype(np.float32), codes
+            bar.set_postfix(err=f"{err:.4f}", moved=moved)
+        if moved == 0 and last - err <= 1e-7 * last:
+            break
+        last = err
+    return solver.codebook.astype(np.float32), solver.codes
 
 
 # --------------------------------------------------------------------------- driver
