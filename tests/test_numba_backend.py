@@ -135,7 +135,7 @@ def test_float_fc_matches_reference(backend, n) -> None:  # type: ignore[no-unty
 
 # (C, H, W, kernel, stride, pad, N): ceil rounding and windows clipped at the far edge
 POOL_CASES = [(3, 55, 55, 3, 2, 0, 1), (2, 109, 20, 3, 3, 0, 3), (4, 8, 9, 3, 2, 1, 1), (2, 10, 7, 2, 2, 1, 3),
-              (1, 6, 6, 4, 3, 2, 1), (2, 5, 11, 1, 1, 0, 1)]
+              (1, 6, 6, 4, 3, 2, 1), (2, 5, 11, 1, 1, 0, 1), (1, 3, 3, 3, 3, 2, 1)]
 
 
 @pytest.mark.parametrize("case", POOL_CASES, ids=lambda c: "x".join(str(v) for v in c))

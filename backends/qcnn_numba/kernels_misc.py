@@ -23,32 +23,56 @@ __all__ = ["max_pool", "relu", "lrn", "copy", "softmax"]
 
 @njit(cache=True, parallel=True)
 def max_pool(x: np.ndarray, k: int, st: int, pad: int, out: np.ndarray) -> None:
-    """x [N, C, H, W] -> out [N, C, Ho, Wo]."""
+    """x [N, C, H, W] -> out [N, C, Ho, Wo].
+
+    Per output row: the vertical max of its clipped input rows into ``vmax`` [W], then the
+    max of every full k-window of ``vmax`` at full resolution (k contiguous passes), read at
+    the strided window starts; windows clipped by the edge are done one by one.
+    """
     n_img, ch, h, w = x.shape
     ho, wo = out.shape[2], out.shape[3]
+    nfull = w - k + 1  # windows [c, c + k) inside the row
     for job in prange(n_img * ch):
         n = job // ch
         c = job % ch
         vmax = np.empty(w, np.float32)
+        hmax = np.empty(max(nfull, 1), np.float32)
         for i in range(ho):
             r0 = max(i * st - pad, 0)
             r1 = min(i * st - pad + k, h)
-            for j in range(w):
-                vmax[j] = -np.inf
-            for r in range(r0, r1):
+            if r0 >= r1:  # a window entirely in the padding (possible with ceil rounding): -inf
+                for j in range(w):
+                    vmax[j] = -np.inf
+            else:
+                first = x[n, c, r0]
+                for j in range(w):
+                    vmax[j] = first[j]
+            for r in range(r0 + 1, r1):
                 src = x[n, c, r]
                 for j in range(w):
                     v = src[j]
                     vmax[j] = v if v > vmax[j] else vmax[j]
+            if nfull > 0:
+                for j in range(nfull):
+                    hmax[j] = vmax[j]
+                for q in range(1, k):
+                    seg = vmax[q:q + nfull]
+                    for j in range(nfull):
+                        v = seg[j]
+                        hmax[j] = v if v > hmax[j] else hmax[j]
             dst = out[n, c, i]
             for j in range(wo):
-                c0 = max(j * st - pad, 0)
-                c1 = min(j * st - pad + k, w)
-                m = np.float32(-np.inf)
-                for q in range(c1 - c0):
-                    v = vmax[c0 + q]
-                    m = v if v > m else m
-                dst[j] = m
+                c0 = j * st - pad
+                if c0 >= 0 and c0 + k <= w:
+                    dst[j] = hmax[c0]
+                else:
+                    lo = max(c0, 0)
+                    hi = min(c0 + k, w)
+                    m = np.float32(-np.inf)
+                    for q in range(lo, hi):
+                        v = vmax[q]
+                        m = v if v > m else m
+                    dst[j] = m
 
 
 @njit(cache=True, parallel=True)
