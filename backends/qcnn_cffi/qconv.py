@@ -48,9 +48,10 @@ TABLE_SIMD = 0 if os.environ.get("QCNN_CFFI_TABLE", "simd").lower() == "blas" el
 #: each offset load between rows measured slower here (the rows' table blocks crowd L1), so 1.
 ROW_BLOCK = int(os.environ.get("QCNN_CFFI_ROW_BLOCK", "1"))
 
-#: Look-up order: "table" (default; table-row-major: each table row read
-#: once, for layers whose kr table rows would crowd L2), or "auto" (table when the rows one output
-#: row reads exceed TABLE_ROW_MAJOR_BYTES).
+#: Look-up order: "table" (default: table-row-major, each table row is read once while the
+#: output rows it feeds accumulate), "output" (output-row-major: each output row reads its
+#: kr = ceil(k / st) table rows), or "auto" ("table" when those kr rows exceed
+#: TABLE_ROW_MAJOR_BYTES). "table" measured 5-10% faster on every AlexNet conv here.
 LOOKUP_ORDER = os.environ.get("QCNN_CFFI_LOOKUP_ORDER", "table")
 TABLE_ROW_MAJOR_BYTES = 1 << 20
 

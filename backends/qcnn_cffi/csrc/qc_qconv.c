@@ -1,17 +1,19 @@
 /* Quantized conv, the Quantized-CNN way: a look-up table of every (padded, phase-split) input
- * pixel against every sub-codeword, built with small SGEMMs, then look-up accumulation
- * vectorised over space.
+ * pixel against every sub-codeword (small GEMMs, by explicit SIMD or OpenBLAS), then look-up
+ * accumulation vectorised over space.
  *
  * Layout: T[n][g][s][row][k][phase][Wq], row < Hq, phase = (y % st) * st + x % st of the padded
  * image (st x st stride phases, each Hq x Wq). For output channel o, tap (u, v) and subspace s
  * the code a = A[o,u,v,s] is the same at every output position, so output row i gets
  *     Y[o][i][j] += T[g][s][i + u/st][a][phase(u,v)][j + v/st],   j < Wo,
- * one contiguous run of vector adds (no gathers). Cache blocking: for one output row, the taps
- * are processed in groups (e.g. one subspace s and tap row u) whose table rows (all K codes) fit
- * in L1, and every output channel consumes a group before the next group starts, so each table
- * row loaded from L2 is reused by all channels that pick any of its codes. A register tile
- * holds R output channels x V vectors of the row while a group's taps stream through; partial
- * sums wait in a small accumulator buffer between groups. Per-(o, tap) offsets are precomputed.
+ * one contiguous run of vector adds (no gathers). Cache blocking: taps are processed in groups
+ * (e.g. one subspace s, one tap row u, one column phase) whose table blocks (all K codes) fit in
+ * L1, and every output channel consumes a group before the next group starts, so each block
+ * loaded from L2 is reused by all channels that pick any of its codes. Two schedules: output-row-
+ * major (each output row reads its ceil(k/st) table rows) and table-row-major (the default: each
+ * table row is read once and feeds the output rows in flight). A register tile holds R output
+ * channels x V vectors while a group's taps stream through; partial sums wait in a small
+ * accumulator buffer between groups. Per-(o, tap) offsets are precomputed in Python.
  */
 #include <math.h>
 #include <string.h>

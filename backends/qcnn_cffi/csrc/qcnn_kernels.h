@@ -48,7 +48,7 @@ void qc_pad_phase(const float *x, int64_t N, int64_t C, int64_t H, int64_t W, in
                   int64_t Hq, int64_t Wq, float *xq);
 /* Table T [N, G, S, Hq, K, P, Wq]: for n, g, s and row i
  * T[n,g,s,i] [K, P*Wq] = cb[s][:, :dv] [K, dv] x xq[n, g*Cg + s*D : +dv, i] [dv, P*Wq],
- * dv = min(D, Cg - s*D); cb [S, K, D]. simd = 0: one SGEMM per row; 1: explicit SIMD FMAs for long rows. */
+ * dv = min(D, Cg - s*D); cb [S, K, D]. simd = 0: one OpenBLAS SGEMM per row; 1: explicit SIMD FMAs. */
 void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P, int64_t Hq, int64_t Wq,
                     const float *cb, int64_t S, int64_t K, int64_t D, int simd, float *T);
 /* Look-up: for each tile of R output channels (R = qc_conv_r()), output row i and column j < Wo:
