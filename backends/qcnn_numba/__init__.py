@@ -3,16 +3,22 @@
 Importing this package is cheap: numba itself is imported only when the backend is
 loaded (``qcnn_numba.plugin`` registers a lazy ``BackendSpec``).
 
-* float conv: im2col in numba, then one SGEMM per group through numpy's BLAS;
-* quantized conv: look-up tables kept as planes T[g, s, k] of the (padded,
-  stride-phase-split) input, and the look-up as contiguous, vectorised window adds
-  ``Y[o] += T[g, s, A[o, u, v, s]][shifted window]``;
+* quantized conv: look-up tables kept as planes T[g, s, k] over the zero-padded,
+  stride-phase-split input, and the look-up as contiguous 16-float vector window adds
+  ``Y[o] += T[g, s, A[o, u, v, s]][shifted window]`` (no gathers). Calling the kernel
+  builds the LUT tile by tile (subspace, phase, row band) right before the look-ups that
+  read it, so it stays in L2; ``.table``/``.lookup`` run the same arithmetic as two
+  stages with the whole LUT materialised (bit-identical results).
 * quantized fc: tables T[s, :] of <= 32 entries held in AVX-512 registers and looked up
-  16 outputs at a time with ``vpermi2ps`` (a portable scalar loop otherwise);
-* pool, ReLU, LRN, dropout, softmax: parallel numba loops.
+  16 outputs at a time with ``vpermi2ps``/``vpermps`` on codes bit-packed 5 (or 4) bits
+  each; a portable scalar loop otherwise.
+* float conv: im2col in numba, then one SGEMM per group through numpy's BLAS; float fc:
+  SGEMM + a numba bias add.
+* pool, ReLU, LRN (rsqrt-based x s^-0.75 on AVX-512), dropout, softmax: parallel numba loops.
 
 Parallel kernels split work over output channels (or output blocks) only, never inside
-a sum, so results are bit-identical for any thread count.
+a sum, so results are bit-identical for any thread count. Kernels are compiled with
+``cache=True`` and warmed up in ``prepare``; ``python -m qcnn_numba.bench`` times them.
 """
 
 __all__: list[str] = []

@@ -145,8 +145,8 @@ def conv_band(block: int, ncode: int, ho: int, wq: int, qmax: int) -> int:
     """Output rows per band so that a job's accumulators [block, band Wq] plus one table slice
     [K, band + qmax, Wq] fit :data:`L2_BUDGET` (at least 1 row)."""
     per_row = 4 * wq * (block + ncode)
-    rows = (L2_BUDGET - 4 * wq * ncode * qmax) // max(per_row, 1)
-    return int(min(ho, max(1, rows)))
+    rows = int(min(ho, max(1, (L2_BUDGET - 4 * wq * ncode * qmax) // max(per_row, 1))))
+    return -(-ho // -(-ho // rows))  # balanced: equal bands rather than a short last one
 
 
 def _qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...],
