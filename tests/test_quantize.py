@@ -280,3 +280,25 @@ def test_cli_bad_input_one_line(tmp_path, capsys, argv, needle):
     err = capsys.readouterr().err.strip()
     assert code == 1 and err.count("\n") == 0 and needle in err, err
     assert not (tmp_path / "o.qcnn").exists()
+
+
+def test_cli_calibration_from_image_dir(tmp_path, capsys):
+    """A directory of images goes through the model's own preprocessing (here: centre crop)."""
+    from PIL import Image
+
+    spec = NetSpec("rgb", (3, 8, 8), (Layer("c1", "conv", out=8, kernel=3, pad=1), Layer("r1", "relu"),
+                                      Layer("f1", "fc", out=16)))
+    model_path = tmp_path / "rgb.qcnn"
+    qcnn.save(qcnn.zoo.synthetic(spec, quantized=False, seed=0), model_path)
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)).save(images / f"im{i}.png")
+    (images / "notes.txt").write_text("not an image")
+    out = tmp_path / "q.qcnn"
+    assert main(["quantize", str(model_path), "--calib", str(images), "-o", str(out), "--conv", "3:8",
+                 "--fc", "8:8", "--samples", "4", "--iters", "2", "--quiet", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["samples"] == 4 and all(r["err_ec"] <= r["err_pq"] for r in report["layers"])
+    assert qcnn.load(out).spec.layer("c1").quant == Quant(3, 8)
