@@ -58,8 +58,11 @@ TABLE_ROW_MAJOR_BYTES = 1 << 20
 #: Bytes of partial sums one pass over a table row keeps (the rest of L1 holds the table block).
 ACC_BUDGET = int(os.environ.get("QCNN_CFFI_ACC_BYTES", str(1 << 30)))
 
-#: Bytes of table rows one tap group may touch: about two thirds of a 48 KB L1 data cache.
-L1_BUDGET = 32 * 1024
+#: Bytes of table rows one tap group may touch (most of a 48 KB L1 data cache), unless the group
+#: has fewer than MIN_TAPS taps: each group costs a load and store of the partial sums, which
+#: a few taps do not amortise (AlexNet conv1: 3 taps per 29 KB block). Measured here.
+L1_BUDGET = 40 * 1024
+MIN_TAPS = 12
 
 
 def _tap_groups(k: int, st: int, s: int, block_bytes: int, rb: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -88,7 +91,7 @@ def _tap_groups_tr(k: int, st: int, s: int, block_bytes: int) -> tuple[np.ndarra
 
     Every group has one tap-row offset du = u // st; within a du, blocks (subspace s, phase row
     py, phase column px: one table row of K codes, ``block_bytes``) are merged while they fit in
-    :data:`L1_BUDGET`. Returns taps [ntaps, 3] as (u, v, s), gstart [ngroups + 1], gdu [ngroups].
+    :data:`L1_BUDGET` or the group has fewer than :data:`MIN_TAPS` taps. Returns taps [ntaps, 3] as (u, v, s), gstart [ngroups + 1], gdu [ngroups].
     """
     taps: list[tuple[int, int, int]] = []
     gstart, gdu = [0], []
@@ -100,7 +103,7 @@ def _tap_groups_tr(k: int, st: int, s: int, block_bytes: int) -> tuple[np.ndarra
                 if u >= k:
                     continue
                 for px in range(min(st, k)):
-                    if used and used + block_bytes > L1_BUDGET:
+                    if used and used + block_bytes > L1_BUDGET and len(taps) - gstart[-1] >= MIN_TAPS:
                         gstart.append(len(taps))
                         gdu.append(du)
                         used = 0
