@@ -65,7 +65,7 @@ class NumbaBackend:
             "llvm": llvm,
             "cpu": cpu_name(),
             "simd": simd_level(),
-            "fc_lookup": "avx512 vpermi2ps (K <= 32)" if HAS_AVX512 else "scalar",
+            "fc_lookup": "avx512 vpermi2ps/vpermps on 5/4-bit packed codes (K <= 32)" if HAS_AVX512 else "scalar",
             "threads": numba.get_num_threads(),
             "threading_layer": layer,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),

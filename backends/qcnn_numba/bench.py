@@ -39,8 +39,19 @@ def _medians(fn: Callable[[np.ndarray], object], x: np.ndarray, repeat: int) -> 
 
 
 def _per_layer(session: qcnn.Session, x: np.ndarray, repeat: int) -> dict[str, list[float]]:
-    """CPU ms per layer, timed in sequence over ``repeat`` forward passes: {name: [total, table, lookup]}."""
-    rows: dict[str, list[list[float]]] = {p.layer.name: [] for p in session.layers}
+    """CPU ms per layer, timed in sequence over ``repeat`` forward passes: {name: [call, table, lookup]}.
+
+    ``call`` comes from clean passes (each kernel as the session runs it); ``table`` and
+    ``lookup`` from separate passes that run the two stages of quantized layers apart.
+    """
+    calls: dict[str, list[float]] = {p.layer.name: [] for p in session.layers}
+    stages: dict[str, list[list[float]]] = {p.layer.name: [] for p in session.layers if p.staged}
+    for _ in range(repeat):
+        h = x
+        for p in session.layers:
+            c0 = time.process_time()
+            h = p.kernel(h)
+            calls[p.layer.name].append(time.process_time() - c0)
     for _ in range(repeat):
         h = x
         for p in session.layers:
@@ -49,13 +60,13 @@ def _per_layer(session: qcnn.Session, x: np.ndarray, repeat: int) -> dict[str, l
                 c0 = time.process_time()
                 t = k.table(h)
                 c1 = time.process_time()
-                k.lookup(t)
-                c2 = time.process_time()
-            c3 = time.process_time()
-            h = k(h)
-            c4 = time.process_time()
-            rows[p.layer.name].append([c4 - c3] + ([c1 - c0, c2 - c1] if isinstance(k, qcnn.StagedKernel) else []))
-    return {name: list(np.median(np.array(v), axis=0) * 1e3) for name, v in rows.items()}
+                h = k.lookup(t)
+                stages[p.layer.name].append([c1 - c0, time.process_time() - c1])
+            else:
+                h = k(h)
+    return {name: [float(np.median(v) * 1e3)] + (list(np.median(np.array(stages[name]), axis=0) * 1e3)
+                                                 if name in stages else [])
+            for name, v in calls.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         if name != "numba quantized":
             print(f"speed-up of numba quantized over {name}: CPU {cpu / q_cpu:.2f}x, "
                   f"wall {wall / ends['numba quantized'][0]:.2f}x")
-    print("\nper layer of the quantized model, CPU ms, in sequence (call = the kernel as the session runs it;"
-          " table + lookup = its two stages run apart)")
+    print("\nper layer of the quantized model, CPU ms medians, in sequence (call: the kernel as the session runs"
+          " it; table, lookup: its two stages run apart, whole LUT materialised)")
     print(f"{'layer':<8}{'op':<9}{'call':>8}{'table':>8}{'lookup':>8}")
     stats = _per_layer(sessions["numba quantized"], x, args.repeat)
     sums = np.zeros(3)
