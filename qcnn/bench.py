@@ -536,7 +536,7 @@ def run_bench(model: Model | str | os.PathLike[str] | None = None,
                 s.layer_samples = np.zeros((repeat, batches, len(lay), 3))
             runners.append(_Runner(s, session.forward, lay if per_layer else None, session=session))
     for peer_name in peers:
-        peer = make_peer(peer_name, qmodel, threads)
+        peer = make_peer(peer_name, fmodel, threads)  # type: ignore[arg-type]  # the float twin, decoded once
         s = Series(peer_name, "peer", "float", batch_size, np.zeros((repeat, batches)), info=peer.info())
         runners.append(_Runner(s, peer.run, None, peer=peer))
 
