@@ -63,7 +63,9 @@ class LayerReport:
     err_input: float | None = None  # float weights on the quantized lower layers' output
     err_pq: float | None = None  # the k-means (pq) solution
     err_ec: float | None = None  # after error correction (method ec only)
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole layer: k-means, statistics pass, error correction
+    stats_seconds: float = 0.0  # of which: the pass over the calibration data
+    ec_seconds: float = 0.0  # of which: the error-correction sweeps
     speedup: float = 1.0  # float / quantized multiply-adds of this layer
     compression: float = 1.0  # float / quantized bytes of this layer
 
@@ -538,17 +540,21 @@ def quantize(model: Model, calibration_inputs: Any = None, method: str = "ec", c
         codes_t = codes.reshape(codes.shape[0], kk, S)
         lrep = LayerReport(layer.name, layer.type, f"{q.D}:{q.K}")
         if x is not None:
+            t1 = time.perf_counter()
             st = _collect(layer, shapes[index], weight, groups, cpad, current, float_sess, qcompile, backend,
                           x, index, names, chunk, positions, rng, progress, tqdm)
+            lrep.stats_seconds = time.perf_counter() - t1
             lrep.err_input = st.rel_err(_weight_rows(layer, weight, groups, cpad))
             lrep.err_pq = st.rel_err(_decode_rows(codebook, codes_t, groups))
             if method == "ec" and iters > 0:
+                t2 = time.perf_counter()
                 bar = tqdm(total=iters, desc=f"{layer.name} ec", unit="sweep", file=sys.stderr,
                            disable=not progress, leave=False)
                 codebook, codes_t = ec_layer(st, codebook, codes_t, groups, kk, cpad, iters, bar)
                 bar.close()
                 codebook = _zero_tail(codebook, cg)
                 lrep.err_ec = st.rel_err(_decode_rows(codebook, codes_t, groups))
+                lrep.ec_seconds = time.perf_counter() - t2
             elif method == "ec":
                 lrep.err_ec = lrep.err_pq
         final_codes = codes_t.reshape(codes.shape).astype(np.uint8)

@@ -107,13 +107,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
     rows = [(r.name, r.quant, fmt(r.err_input), fmt(r.err_pq), fmt(r.err_ec), f"{r.speedup:.2f}x",
-             f"{r.compression:.1f}x", f"{r.seconds:.1f}") for r in report.layers]
-    print_table(rows, ["layer", "D:K", "err float-w", "err pq", "err ec", "speed-up", "compression", "seconds"])
+             f"{r.compression:.1f}x", f"{r.seconds:.1f}", f"{r.stats_seconds:.1f}", f"{r.ec_seconds:.1f}")
+            for r in report.layers]
+    print_table(rows, ["layer", "D:K", "err float-w", "err pq", "err ec", "speed-up", "compression", "seconds",
+                       "data s", "ec s"])
     t = report.totals
     print(f"network: {t['float_macs'] / 1e6:.2f}M -> {t['quant_macs'] / 1e6:.2f}M multiply-adds ({t['speedup']:.2f}x), "
           f"{t['float_bytes'] / 1e6:.3f} MB -> {t['quant_bytes'] / 1e6:.3f} MB ({t['compression']:.2f}x); "
           f"{report.samples} calibration inputs, {report.seconds:.1f} s")
-    print(f"errors: relative response error ||T - Y|| / ||T|| of each layer on the calibration inputs "
-          f"(float-w: float weights on the quantized lower layers' output)")
+    if report.samples:
+        print("errors: relative response error ||T - Y|| / ||T|| of each layer on the calibration inputs "
+              "(float-w: float weights on the quantized lower layers' output)")
+    else:
+        print("no --calib: response errors not measured")
     print(f"wrote {args.output}")
     return 0
