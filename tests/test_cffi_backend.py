@@ -245,8 +245,10 @@ def _prepared(backend, layer, in_shape):
 
 @pytest.mark.parametrize("layer,in_shape", [(QCONV, (3, 5, 5)), (QFC, (6,)), (Layer("r", "relu"), (3, 5, 5)),
                                             (Layer("p", "pool", kernel=2, stride=2), (3, 5, 5)),
-                                            (Layer("c", "conv", out=2, kernel=3), (3, 5, 5))],
-                         ids=["qconv", "qfc", "relu", "pool", "conv"])
+                                            (Layer("c", "conv", out=2, kernel=3), (3, 5, 5)),
+                                            (Layer("f", "fc", out=3), (2, 2, 2)), (Layer("n", "lrn"), (4, 3, 3)),
+                                            (Layer("d", "dropout"), (5,)), (Layer("s", "softmax"), (7,))],
+                         ids=["qconv", "qfc", "relu", "pool", "conv", "fc", "lrn", "dropout", "softmax"])
 @pytest.mark.parametrize("bad", ["float64", "noncontig", "shape", "empty", "unbatched", "list"])
 def test_bad_inputs_rejected(backend, layer, in_shape, bad):
     kernel, _ = _prepared(backend, layer, in_shape)
