@@ -1,6 +1,23 @@
 """qcnn's ``cffi`` backend: C kernels (SIMD, OpenMP) and a real CBLAS, built with cffi at install time.
 
 Importing this package is cheap; the compiled extension is loaded by :func:`qcnn_cffi.plugin.load`.
+
+Layout of the package:
+
+* ``csrc/``: the C99 kernels (``qcnn_kernels.h`` is the whole interface). SIMD level is fixed at
+  build time (``-march=native`` by default: AVX-512, else AVX2, else portable scalar code).
+* ``_build.py``: the cffi (API mode) builder, run by ``setup.py``; BLAS is a system OpenBLAS found
+  by pkg-config, else the pinned ``scipy-openblas32`` wheel (``scipy_`` symbol prefix).
+* ``_ext.py``: loads the module (after ``scipy_openblas32``, which preloads its library).
+* ``_checks.py``: every argument is validated in Python before C sees it.
+* ``float_ops.py``, ``qconv.py``, ``qfc.py``: one prepare function per op; ``backend.py`` maps
+  ``layer.op`` to them. Quantized layers are ``StagedKernel(table, lookup)``.
+* ``bench_layers.py``: ``python -m qcnn_cffi.bench_layers`` times float vs quantized AlexNet.
+
+Build and tuning switches (environment variables): ``QCNN_CFFI_BLAS`` (auto/system/scipy),
+``QCNN_CFFI_MARCH`` (native, x86-64-v3, x86-64, none), ``QCNN_CFFI_OPENMP`` (1/0) at build time;
+``QCNN_CFFI_TABLE`` (simd/blas), ``QCNN_CFFI_LOOKUP_ORDER`` (table/output/auto),
+``QCNN_CFFI_ROW_BLOCK``, ``QCNN_CFFI_ACC_BYTES`` when a layer is prepared.
 """
 
 __all__: list[str] = []
