@@ -17,8 +17,8 @@ output row band i0..i0+R of channel o is a flat, contiguous sum
     acc[0:L] += T[n, g, s, A[o, u, v, s], ph][i0 Wq + off : i0 Wq + off + L],  L = (R - 1) Wq + Wo
 
 (columns Wo..Wq of each row are computed and dropped): plain 16-float vector adds
-(``simd.window_add*``), no gathers; up to eight taps are summed before each accumulator update.
-Each output's sum runs in a fixed order (bias; subspace; phase; its taps in eights, fours, ...), the
+(``simd.window_add*``), no gathers; up to nine taps are summed before each accumulator update.
+Each output's sum runs in a fixed order (bias; subspace; phase; its taps in groups of up to nine), the
 same in the staged and the tiled kernels and for any thread count.
 """
 
@@ -29,7 +29,8 @@ from numba import njit, prange
 
 from .simd import (dot1, dot1_acc, dot1_pair, dot2, dot2_acc, dot2_pair, dot3, dot3_acc, dot3_pair, dot4,
                    dot4_acc, dot4_pair, dot5, dot5_acc, dot5_pair, dot6, dot6_acc, dot6_pair, dot7, dot7_acc,
-                   dot7_pair, dot8, dot8_acc, dot8_pair, window_add1, window_add2, window_add4, window_add8)
+                   dot7_pair, dot8, dot8_acc, dot8_pair, window_add1, window_add2, window_add3, window_add4,
+                   window_add5, window_add6, window_add7, window_add8, window_add9)
 
 __all__ = ["phase_split", "qconv_table", "qconv_lookup", "qconv_fused"]
 
@@ -164,24 +165,45 @@ def qconv_table(xf: np.ndarray, dims: np.ndarray, cb: np.ndarray, out: np.ndarra
 def _accumulate(acc: np.ndarray, a0: int, tab: np.ndarray, cs: np.ndarray, t0: int, t1: int,
                 pbase: int, pstride: int, tap_off: np.ndarray, nvec: int) -> None:
     """acc[a0:][:16 nvec] += the windows of taps t0..t1 (plane cs[t] at pbase + cs[t] pstride + tap_off[t]),
-    eight at a time, then four, two and one."""
+    up to nine taps per pass over the accumulator (a 3x3 subspace in one pass)."""
     t = t0
-    while t + 8 <= t1:
-        window_add8(acc, a0, tab, pbase + cs[t] * pstride + tap_off[t], pbase + cs[t + 1] * pstride + tap_off[t + 1],
-                    pbase + cs[t + 2] * pstride + tap_off[t + 2], pbase + cs[t + 3] * pstride + tap_off[t + 3],
-                    pbase + cs[t + 4] * pstride + tap_off[t + 4], pbase + cs[t + 5] * pstride + tap_off[t + 5],
-                    pbase + cs[t + 6] * pstride + tap_off[t + 6], pbase + cs[t + 7] * pstride + tap_off[t + 7], nvec)
-        t += 8
-    if t + 4 <= t1:
-        window_add4(acc, a0, tab, pbase + cs[t] * pstride + tap_off[t], pbase + cs[t + 1] * pstride + tap_off[t + 1],
-                    pbase + cs[t + 2] * pstride + tap_off[t + 2], pbase + cs[t + 3] * pstride + tap_off[t + 3], nvec)
-        t += 4
-    if t + 2 <= t1:
-        window_add2(acc, a0, tab, pbase + cs[t] * pstride + tap_off[t],
-                    pbase + cs[t + 1] * pstride + tap_off[t + 1], nvec)
-        t += 2
-    if t < t1:
-        window_add1(acc, a0, tab, pbase + cs[t] * pstride + tap_off[t], nvec)
+    while t < t1:
+        r = min(9, t1 - t)
+        q0 = pbase + cs[t] * pstride + tap_off[t]
+        if r == 1:
+            window_add1(acc, a0, tab, q0, nvec)
+        else:
+            q1 = pbase + cs[t + 1] * pstride + tap_off[t + 1]
+            if r == 2:
+                window_add2(acc, a0, tab, q0, q1, nvec)
+            else:
+                q2 = pbase + cs[t + 2] * pstride + tap_off[t + 2]
+                if r == 3:
+                    window_add3(acc, a0, tab, q0, q1, q2, nvec)
+                else:
+                    q3 = pbase + cs[t + 3] * pstride + tap_off[t + 3]
+                    if r == 4:
+                        window_add4(acc, a0, tab, q0, q1, q2, q3, nvec)
+                    else:
+                        q4 = pbase + cs[t + 4] * pstride + tap_off[t + 4]
+                        if r == 5:
+                            window_add5(acc, a0, tab, q0, q1, q2, q3, q4, nvec)
+                        else:
+                            q5 = pbase + cs[t + 5] * pstride + tap_off[t + 5]
+                            if r == 6:
+                                window_add6(acc, a0, tab, q0, q1, q2, q3, q4, q5, nvec)
+                            else:
+                                q6 = pbase + cs[t + 6] * pstride + tap_off[t + 6]
+                                if r == 7:
+                                    window_add7(acc, a0, tab, q0, q1, q2, q3, q4, q5, q6, nvec)
+                                else:
+                                    q7 = pbase + cs[t + 7] * pstride + tap_off[t + 7]
+                                    if r == 8:
+                                        window_add8(acc, a0, tab, q0, q1, q2, q3, q4, q5, q6, q7, nvec)
+                                    else:
+                                        q8 = pbase + cs[t + 8] * pstride + tap_off[t + 8]
+                                        window_add9(acc, a0, tab, q0, q1, q2, q3, q4, q5, q6, q7, q8, nvec)
+        t += r
 
 
 @njit(cache=True, parallel=True)

@@ -151,7 +151,8 @@ def conv_band(block: int, ncode: int, ho: int, wq: int, qmax: int) -> int:
 
 def _qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...],
            threads: Callable[[], int]) -> StagedKernel:
-    """Quantized conv: table(x) -> the flat LUT [N, G, S, K, PS] (+ slack), lookup(T) -> y; calling it runs the tiled path."""
+    """Quantized conv: table(x) -> the flat LUT [N, G, S, K, PS] (+ slack), lookup(T) -> y [N, O, Ho, Wo];
+    calling the kernel runs the tiled path (same sums, same order)."""
     c, h, w = in_shape
     k, st, pad, groups = layer.kernel, layer.stride, layer.pad, layer.groups
     cb = _c32(params["codebook"])

@@ -1,6 +1,6 @@
 """CPU feature detection and the hand-written SIMD primitives (numba intrinsics emitting LLVM IR).
 
-* ``window_add1/2/4/8``: acc += sums of shifted table windows, whole 16-float vectors
+* ``window_add1..9``: acc += sums of shifted table windows, whole 16-float vectors
   (quantized conv look-up; portable LLVM vectors);
 * ``dotR``, ``dotR_acc``, ``dotR_pair``: LUT rows as FMA chains (quantized conv table; portable);
 * ``lut32_packed``/``lut16_packed``: quantized fc look-ups with the table held in AVX-512
@@ -18,8 +18,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["HAS_AVX512", "cpu_name", "simd_level", "window_add1", "window_add2", "window_add4",
-           "window_add8", "pow_m075", "lut32_packed",
+__all__ = ["HAS_AVX512", "cpu_name", "simd_level", "window_add1", "window_add2", "window_add3", "window_add4",
+           "window_add5", "window_add6", "window_add7", "window_add8", "window_add9", "pow_m075", "lut32_packed",
            "lut16_packed", "PACK32", "PACK16"]
 
 
@@ -79,32 +79,24 @@ def _window_codegen(ntap: int):  # type: ignore[no-untyped-def]
     return codegen
 
 
-# window_add1/2/4/8(acc, a, table, q..., nvec): acc[a:a+16 nvec] += the sum of the table windows
-# starting at q... Whole 16-float vectors only (portable LLVM vectors, not AVX-512 specific):
-# callers keep >= 15 floats of slack after every accumulator row and after the table.
+# window_addT(acc, a, table, q_0, ..., q_{T-1}, nvec) for T = 1..9 taps: acc[a:a+16 nvec] += the
+# sum of the table windows starting at q_0.. (balanced tree, then into acc). Whole 16-float
+# vectors only (portable LLVM vectors): callers keep >= 15 floats of slack after every
+# accumulator row and after the table. numba reads an intrinsic's parameter list, so the
+# nine signatures are generated.
 
-@intrinsic
-def window_add1(typingctx, acc, a_off, table, q0, nvec):  # type: ignore[no-untyped-def]
-    """acc[a_off + i] += table[q0 + i], i < 16 nvec."""
-    return types.void(acc, a_off, table, q0, nvec), _window_codegen(1)
-
-
-@intrinsic
-def window_add2(typingctx, acc, a_off, table, q0, q1, nvec):  # type: ignore[no-untyped-def]
-    """acc[a_off + i] += table[q0 + i] + table[q1 + i], i < 16 nvec."""
-    return types.void(acc, a_off, table, q0, q1, nvec), _window_codegen(2)
-
-
-@intrinsic
-def window_add8(typingctx, acc, a_off, table, q0, q1, q2, q3, q4, q5, q6, q7, nvec):  # type: ignore[no-untyped-def]
-    """acc[a_off + i] += (((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7)))[i], tk = table[qk:], i < 16 nvec."""
-    return types.void(acc, a_off, table, q0, q1, q2, q3, q4, q5, q6, q7, nvec), _window_codegen(8)
+def _window_intrinsic(ntap: int):  # type: ignore[no-untyped-def]
+    qs = ", ".join(f"q{i}" for i in range(ntap))
+    namespace: dict = {"types": types, "_window_codegen": _window_codegen}
+    exec(f"def window_add{ntap}(typingctx, acc, a_off, table, {qs}, nvec):\n"  # noqa: S102 - fixed template
+         f"    return types.void(acc, a_off, table, {qs}, nvec), _window_codegen({ntap})\n", namespace)
+    impl = namespace[f"window_add{ntap}"]
+    impl.__doc__ = f"acc[a_off + i] += sum of table[q + i] over {ntap} window starts q, i < 16 nvec."
+    return intrinsic(impl)
 
 
-@intrinsic
-def window_add4(typingctx, acc, a_off, table, q0, q1, q2, q3, nvec):  # type: ignore[no-untyped-def]
-    """acc[a_off + i] += (table[q0 + i] + table[q1 + i]) + (table[q2 + i] + table[q3 + i]), i < 16 nvec."""
-    return types.void(acc, a_off, table, q0, q1, q2, q3, nvec), _window_codegen(4)
+window_add1, window_add2, window_add3, window_add4, window_add5, window_add6, window_add7, window_add8, \
+    window_add9 = (_window_intrinsic(t) for t in range(1, 10))
 
 
 def _dot_codegen(nrows: int, accumulate: bool, ncw: int = 1):  # type: ignore[no-untyped-def]
@@ -170,7 +162,8 @@ def _dot_intrinsic(nrows: int, accumulate: bool):  # type: ignore[no-untyped-def
 
 
 def _dot_pair_intrinsic(nrows: int):  # type: ignore[no-untyped-def]
-    def impl(typingctx, out, o_off, o_stride, x, x_off, rstride, w, w_off, w_stride, nvec):  # type: ignore[no-untyped-def]
+    def impl(typingctx, out, o_off, o_stride, x, x_off, rstride, w, w_off, w_stride,  # type: ignore[no-untyped-def]
+             nvec):
         return (types.void(out, o_off, o_stride, x, x_off, rstride, w, w_off, w_stride, nvec),
                 _dot_codegen(nrows, False, 2))
 
