@@ -89,29 +89,36 @@ def _tap_groups(k: int, st: int, s: int, block_bytes: int, rb: int = 1) -> tuple
 def _tap_groups_tr(k: int, st: int, s: int, block_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Tap order and groups for the table-row-major look-up.
 
-    Every group has one tap-row offset du = u // st; within a du, blocks (subspace s, phase row
-    py, phase column px: one table row of K codes, ``block_bytes``) are merged while they fit in
-    :data:`L1_BUDGET` or the group has fewer than :data:`MIN_TAPS` taps. Returns taps [ntaps, 3] as (u, v, s), gstart [ngroups + 1], gdu [ngroups].
+    A block is (subspace s, phase row py, phase column px): one table row of K codes,
+    ``block_bytes``. Blocks are merged into sets while they fit in :data:`L1_BUDGET` (or the set
+    has fewer than :data:`MIN_TAPS` taps per tap-row offset); each set then gives one group per
+    tap-row offset du = u // st (taps u = du st + py, v = px, px + st, ...), consecutively, so the
+    set's table lines are reused from L1 by all du. Returns taps [ntaps, 3] as (u, v, s),
+    gstart [ngroups + 1] and gdu [ngroups].
     """
+    kr = -(-k // st)
+    blocks = [(sub, py, px) for sub in range(s) for py in range(min(st, k)) for px in range(min(st, k))]
+    per_block = [len(range(px, k, st)) for _, _, px in blocks]  # taps of a block for one du
+    sets: list[list[tuple[int, int, int]]] = [[]]
+    used = ntap = 0
+    for blk, nt in zip(blocks, per_block):
+        if sets[-1] and used + block_bytes > L1_BUDGET and ntap >= MIN_TAPS:
+            sets.append([])
+            used = ntap = 0
+        sets[-1].append(blk)
+        used += block_bytes
+        ntap += nt
     taps: list[tuple[int, int, int]] = []
     gstart, gdu = [0], []
-    for du in range(-(-k // st)):
-        used = 0
-        for sub in range(s):
-            for py in range(st):
+    for blkset in sets:
+        for du in range(kr):
+            for sub, py, px in blkset:
                 u = du * st + py
-                if u >= k:
-                    continue
-                for px in range(min(st, k)):
-                    if used and used + block_bytes > L1_BUDGET and len(taps) - gstart[-1] >= MIN_TAPS:
-                        gstart.append(len(taps))
-                        gdu.append(du)
-                        used = 0
+                if u < k:
                     taps.extend((u, v, sub) for v in range(px, k, st))
-                    used += block_bytes
-        if len(taps) > gstart[-1]:
-            gstart.append(len(taps))
-            gdu.append(du)
+            if len(taps) > gstart[-1]:
+                gstart.append(len(taps))
+                gdu.append(du)
     return (np.array(taps, np.int64).reshape(-1, 3), np.array(gstart, np.int32), np.array(gdu, np.int32))
 
 
