@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from math import prod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,6 +177,8 @@ def output_shape(layer: Layer, shape: tuple[int, ...]) -> tuple[int, ...]:
         return (layer.out, conv_out(h, layer.kernel, layer.stride, layer.pad), conv_out(w, layer.kernel, layer.stride, layer.pad))
     if layer.type == "fc":
         return (layer.out,)
+    if layer.type == "softmax":
+        return (prod(shape),)  # over the flattened input, as fc sees it
     if layer.type == "lrn" and len(shape) != 3:
         raise QcnnError(f"{where} (lrn) needs a [C, H, W] input, got {list(shape)}")
     return shape
