@@ -298,8 +298,9 @@ class _LazyGW:
         self.capacity = capacity
         self.idx = [np.empty(0, np.int64) for _ in G]
         self.delta = [np.empty((0, w.shape[1])) for w in W]
-        self.buf_idx = [np.empty(capacity + 4096, np.int64) for _ in G]
-        self.buf_delta = [np.empty((capacity + 4096, w.shape[1])) for w in W]
+        # changes wider than ``capacity`` rows are applied at once, so 2 capacity rows always suffice
+        self.buf_idx = [np.empty(2 * capacity, np.int64) for _ in G]
+        self.buf_delta = [np.empty((2 * capacity, w.shape[1])) for w in W]
         self.n = [0] * len(G)
 
     def rows(self, g: int, idx: np.ndarray) -> np.ndarray:
@@ -316,9 +317,6 @@ class _LazyGW:
         if m > self.capacity:
             self.H[g] += self.G[g][:, idx] @ delta
             return
-        if n + m > self.buf_idx[g].shape[0]:
-            self.flush(g)
-            n = 0
         self.buf_idx[g][n:n + m] = idx
         self.buf_delta[g][n:n + m] = delta
         self.n[g] = n + m
@@ -505,6 +503,10 @@ def quantize(model: Model, calibration_inputs: Any = None, method: str = "ec", c
     model.validate()
     if isinstance(iters, bool) or not isinstance(iters, int) or iters < 0:
         raise QcnnError(f"iters must be a non-negative integer, got {iters!r}")
+    if positions is not None and (isinstance(positions, bool) or not isinstance(positions, int) or positions < 1):
+        raise QcnnError(f"positions must be a positive integer or None (all), got {positions!r}")
+    if isinstance(kmeans_iters, bool) or not isinstance(kmeans_iters, int) or kmeans_iters < 1:
+        raise QcnnError(f"kmeans_iters must be a positive integer, got {kmeans_iters!r}")
     todo = plan(model, conv, fc, layers, skip)
     rng = np.random.default_rng(seed)
     x = None

@@ -302,3 +302,38 @@ def test_cli_calibration_from_image_dir(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["samples"] == 4 and all(r["err_ec"] <= r["err_pq"] for r in report["layers"])
     assert qcnn.load(out).spec.layer("c1").quant == Quant(3, 8)
+
+
+@pytest.mark.parametrize("lname, setting, capacity", [("conv2", "4:16", 8), ("conv2", "2:8", 256),
+                                                      ("fc1", "8:8", 16), ("fc1", "2:8", 256)])
+def test_ec_steps_never_raise_the_error(float_model, digits, lname, setting, capacity):
+    """Every codebook and assignment step lowers (or keeps) L, and the queued G W stays exact."""
+    from tqdm import tqdm
+
+    Q = sys.modules["qcnn.quantize"]
+    m = float_model
+    index = m.spec.index(lname)
+    layer, shape = m.spec.layers[index], m.spec.shapes()[index]
+    q = Quant.parse(setting)
+    groups, cg, kk = Q._layout(layer, shape)
+    S = q.subspaces(cg)
+    w = m.params[lname]["weight"]
+    st = Q._collect(layer, shape, w, groups, S * q.D, m, qcnn.compile(m), qcnn.compile, "reference", digits[0][:300],
+                    index, m.spec.names, 100, None, np.random.default_rng(0), False, tqdm)
+    codebook, codes = pq_layer(layer, w, q)
+    solver = Q._Solver(st, codebook, codes.reshape(codes.shape[0], kk, S), groups, kk, S * q.D)
+    solver.gw.capacity = capacity
+    before = prev = st.loss(solver.w)
+    for s in range(S):
+        solver.codebook_step(s)
+        assert st.loss(solver.w) <= prev * (1 + 1e-9)
+        prev = st.loss(solver.w)
+        for a in range(kk):
+            solver.assign_step(s, a)
+            assert st.loss(solver.w) <= prev * (1 + 1e-9)
+            prev = st.loss(solver.w)
+        probe = solver.block(s, [0])
+        assert np.allclose(solver.gw.rows(0, probe), (st.G[0] @ solver.w[0])[probe])
+    assert prev < 0.7 * before
+    assert np.allclose(solver.gw.full(0), st.G[0] @ solver.w[0])
+    assert np.array_equal(solver.w[0], Q._decode_rows(solver.codebook, solver.codes, groups)[0])
