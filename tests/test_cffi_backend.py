@@ -84,6 +84,9 @@ def run_case(backend, layer: Layer, in_shape: tuple[int, ...], batch: int, seed:
         assert y.shape == (batch, *output_shape(layer, in_shape))
     assert np.isfinite(y).all()
     assert rel_err(y, r) <= RTOL, f"{layer}: relative error {rel_err(y, r):.3g}"
+    if layer.quant is not None:  # the stages too (a quantized conv's call fuses them)
+        ys = kernel.lookup(kernel.table(x))
+        assert rel_err(ys, r) <= RTOL, f"{layer} staged: relative error {rel_err(ys, r):.3g}"
 
 
 def conv_cases() -> list[tuple[Layer, tuple[int, int, int], int, int]]:
@@ -139,6 +142,55 @@ def test_qconv_schedules_agree(backend, monkeypatch, order, row_block, simd, acc
     for layer, in_shape, batch, seed in conv_cases():
         if layer.quant is not None:
             run_case(backend, layer, in_shape, batch, seed)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_qconv_fused_equals_staged(backend, monkeypatch, threads):
+    """The fused call (table rows built just before their look-ups) gives bit for bit the sums of
+    the SIMD table + table-row-major look-up, on every random geometry (strides 1-4, pads 0-3,
+    groups, D not dividing C, batch 1 and 3), with 1 and 2 threads."""
+    from qcnn_cffi import qconv
+
+    monkeypatch.setattr(qconv, "LOOKUP_ORDER", "table")
+    monkeypatch.setattr(qconv, "ROW_BLOCK", 1)
+    monkeypatch.setattr(qconv, "TABLE_SIMD", 1)
+    before = backend.info()["threads"]
+    backend.set_threads(threads)
+    try:
+        n = 0
+        for layer, in_shape, batch, seed in conv_cases():
+            if layer.quant is None:
+                continue
+            rng = np.random.default_rng(seed)
+            params = make_params(layer, in_shape, rng)
+            x = rng.standard_normal((batch, *in_shape)).astype(np.float32)
+            kernel = backend.prepare(layer, params, in_shape)
+            assert isinstance(kernel, qconv.FusedQConv) and kernel.fused is not None
+            np.testing.assert_array_equal(kernel(x), kernel.lookup(kernel.table(x)), err_msg=layer.name)
+            n += 1
+        assert n >= 20
+    finally:
+        backend.set_threads(before)
+
+
+def test_qconv_fused_threads_identical(backend):
+    """1 and 2 threads give identical fused results (batch 1: row bands; batch 3: bands and samples)."""
+    layer = Layer("q", "conv", out=14, kernel=5, stride=2, pad=2, groups=2, quant=Quant(3, 16))
+    rng = np.random.default_rng(3)
+    params = make_params(layer, (10, 23, 19), rng)
+    kernel = backend.prepare(layer, params, (10, 23, 19))
+    before = backend.info()["threads"]
+    try:
+        for batch in (1, 3):
+            x = rng.standard_normal((batch, 10, 23, 19)).astype(np.float32)
+            backend.set_threads(1)
+            one = kernel(x)
+            backend.set_threads(2)
+            two = kernel(x)
+            np.testing.assert_array_equal(one, two)
+            assert rel_err(one, reference_kernel(layer, params)(x)) <= RTOL
+    finally:
+        backend.set_threads(before)
 
 
 FC_CASES = [

@@ -12,7 +12,7 @@ phase(u, v) = (u % st) st + v % st, as contiguous vector adds along j (see ``csr
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +26,7 @@ from ._checks import check_batch, empty, f32, int32_dims, ptr, tensor
 from ._ext import ffi, lib
 from .float_ops import conv_geometry
 
-__all__ = ["qconv", "ConvTable"]
+__all__ = ["qconv", "ConvTable", "FusedQConv"]
 
 
 @dataclass
@@ -37,6 +37,24 @@ class ConvTable:
     n: int
     owner: object
 
+
+@dataclass
+class FusedQConv(StagedKernel):
+    """A quantized conv whose call fuses the two stages: ``fused(x)`` builds each table row right
+    before the look-ups that read it (bit-identical to ``lookup(table(x))`` with the SIMD table
+    builder and the table-row-major look-up). ``table``/``lookup`` stay for stage timing."""
+
+    fused: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.fused is None:
+            return self.lookup(self.table(x))
+        return self.fused(x)
+
+
+#: Kernel call: 1 (default) = fused table rows + look-up (:func:`qc_qconv_fused`, the table stays in
+#: L2), 0 = the staged ``lookup(table(x))``. ``QCNN_CFFI_FUSED=0`` selects the staged call.
+FUSED = 0 if os.environ.get("QCNN_CFFI_FUSED", "1") == "0" else 1
 
 #: Table building: 1 (default) = register-blocked SIMD FMAs (the dv input vectors stay in
 #: registers while all K codewords stream past; code-major for long rows); 0 = one OpenBLAS SGEMM
@@ -221,4 +239,35 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
                             o, ho, wo, rb, ptr(ffi, acc), ptr(ffi, y))
         return y
 
-    return StagedKernel(table=table, lookup=lookup)
+    # fused path: offsets into one table row [G, S, K, P, Wq] of the row buffer
+    ftaps, fgstart, fgdu = _tap_groups_tr(k, st, s, kk * wq * 4)
+    fu, fv, fs = ftaps[:, 0], ftaps[:, 1], ftaps[:, 2]
+    foffs = (fs * rowstride + ((fu % st) * st + fv % st) * wq + fv // st)[None] \
+        + codes[:, fu, fv, fs].astype(np.int64) * (p_ * wq)  # [O, ntaps]
+    foffs_t = np.ascontiguousarray(foffs[chan].transpose(0, 2, 1)).astype(np.int32)
+    frow = groups * s * rowstride
+    frowfl = frow + max(0, (groups - 1) * s * rowstride + int(foffs.max()) + wread - frow) + vl
+    ftchunk = max(1, ACC_BUDGET // (r * nvrow * vl * 4))
+    fptrs = dict(offs=ptr(ffi, foffs_t, "int32_t[]"), gstart=ptr(ffi, fgstart, "int32_t[]"),
+                 gdu=ptr(ffi, fgdu, "int32_t[]"))
+    per_thread = int(lib.qc_qconv_fused_scratch(frowfl, kr, ntiles, wo))
+    scratch_cache = BufferCache()
+
+    def fused(x: np.ndarray) -> np.ndarray:
+        n = check_batch(x, in_shape, layer.name)
+        if direct:
+            xq = x
+        else:
+            xq = empty((n, c, hq, p_, wq), layer.name, "the padded input")
+            lib.qc_pad_phase(ptr(ffi, x), n, c, h, w, pad, st, hq, wq, ptr(ffi, xq))
+        nth = max(1, int(lib.qc_get_threads()))
+        scratch = scratch_cache.get(nth * per_thread,
+                                    lambda size: empty(size, layer.name, "the fused table rows"))
+        y = np.empty((n, o, ho, wo), f32)
+        lib.qc_qconv_fused(ptr(ffi, xq), n, c, groups, p_, hq, wq, ptrs["cb"], s, kk, d, ntiles, ptrs["o0"],
+                           ptrs["rc"], ptrs["g"], fptrs["offs"], ntaps, len(fgstart) - 1, fptrs["gstart"],
+                           fptrs["gdu"], kr, ptrs["bias"], o, ho, wo, ftchunk, frowfl, ptr(ffi, scratch), nth,
+                           ptr(ffi, y))
+        return y
+
+    return FusedQConv(table=table, lookup=lookup, fused=fused if FUSED else None)

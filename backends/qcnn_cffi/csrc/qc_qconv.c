@@ -157,6 +157,29 @@ static void table_rows_long(const float *b, int64_t chan, int64_t Hq, int64_t pw
     }
 }
 
+/* One (n, g, s) job's table rows: rows consecutive input rows at b (row stride pw, channel stride
+ * chan) -> t [rows, K, pw]. The same arithmetic for any row range, so a table built row by row
+ * (the fused path) equals the staged one bit for bit. */
+static void table_job(const float *b, int64_t chan, int64_t rows, int64_t pw, const float *cbs, int64_t K,
+                      int64_t D, int64_t dv, float *t) {
+    int64_t rowsz = K * pw;
+    if (pw >= 8 * VL) {
+        table_rows_long(b, chan, rows, pw, cbs, K, D, dv, t);
+    } else if (dv <= 8) {
+        TABLES[dv](b, chan, rows, pw, cbs, K, D, t);
+    } else { /* wide subspaces: the first 8 dims by SIMD, the rest accumulated on top */
+        TABLES[8](b, chan, rows, pw, cbs, K, D, t);
+        for (int64_t i = 0; i < rows; ++i)
+            for (int64_t k = 0; k < K; ++k)
+                for (int64_t d = 8; d < dv; ++d) {
+                    float c = cbs[k * D + d];
+                    const float *x = b + d * chan + i * pw;
+                    float *o = t + i * rowsz + k * pw;
+                    for (int64_t j = 0; j < pw; ++j) o[j] = fmaf(c, x[j], o[j]);
+                }
+    }
+}
+
 void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P, int64_t Hq, int64_t Wq,
                     const float *cb, int64_t S, int64_t K, int64_t D, int simd, float *T) {
     int64_t Cg = C / G, pw = P * Wq, chan = Hq * pw, rowsz = K * pw;
@@ -167,23 +190,8 @@ void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
         for (int64_t job = 0; job < jobs; ++job) {
             int64_t s = job % S, g = (job / S) % G, n = job / (S * G);
             int64_t dv = qc_min64(D, Cg - s * D);
-            const float *b = xq + (n * C + g * Cg + s * D) * chan;
-            float *t = T + job * Hq * rowsz;
-            if (pw >= 8 * VL) {
-                table_rows_long(b, chan, Hq, pw, cb + s * K * D, K, D, dv, t);
-            } else if (dv <= 8) {
-                TABLES[dv](b, chan, Hq, pw, cb + s * K * D, K, D, t);
-            } else { /* wide subspaces: the first 8 dims by SIMD, the rest accumulated on top */
-                TABLES[8](b, chan, Hq, pw, cb + s * K * D, K, D, t);
-                for (int64_t i = 0; i < Hq; ++i)
-                    for (int64_t k = 0; k < K; ++k)
-                        for (int64_t d = 8; d < dv; ++d) {
-                            float c = cb[(s * K + k) * D + d];
-                            const float *x = b + d * chan + i * pw;
-                            float *o = t + i * rowsz + k * pw;
-                            for (int64_t j = 0; j < pw; ++j) o[j] = fmaf(c, x[j], o[j]);
-                        }
-            }
+            table_job(xq + (n * C + g * Cg + s * D) * chan, chan, Hq, pw, cb + s * K * D, K, D, dv,
+                      T + job * Hq * rowsz);
         }
         return;
     }
@@ -369,6 +377,91 @@ void qc_qconv_lookup_tr(const float *T, int64_t N, int64_t tsize, int64_t gsize,
                             float *dst = y + n * O * HWo + tile_o0[tl] * HWo + done * Wo + c0;
                             for (int r = 0; r < tile_rc[tl]; ++r)
                                 memcpy(dst + r * HWo, slot + (tl * R + r) * WMAX, (size_t)width * sizeof(float));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Fused table building and look-up: the table-row-major look-up above (rb = 1), but table row rho
+ * of every (group, subspace) is built, by the same SIMD code as qc_qconv_table, into a per-thread
+ * row buffer [G, S, K, P, Wq] right before the look-ups that read it, so the table never leaves
+ * L2. Offsets are relative to that row buffer (no tap-row term: group gr adds row rho into output
+ * row rho - gdu[gr]). Each output's sum runs in the same order as in qc_qconv_lookup_tr, so the
+ * results are bit-identical to table + look-up, for any thread count. Jobs are (sample, band of
+ * output rows); a band rebuilds the kr - 1 table rows it shares with the band above. */
+int64_t qc_qconv_fused_scratch(int64_t rowfl, int64_t kr, int64_t ntiles, int64_t Wo) {
+    int64_t nseg = (Wo + WMAX - 1) / WMAX;
+    return rowfl + (kr + 1) * nseg * ntiles * R * WMAX;
+}
+
+void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P, int64_t Hq, int64_t Wq,
+                    const float *cb, int64_t S, int64_t K, int64_t D,
+                    int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
+                    const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
+                    const int32_t *gdu, int64_t kr, const float *bias_t, int64_t O, int64_t Ho, int64_t Wo,
+                    int64_t tchunk, int64_t rowfl, float *scratch, int64_t nscratch, float *y) {
+    int64_t Cg = C / G, pw = P * Wq, chan = Hq * pw, rowstride = K * pw, gsz = S * rowstride;
+    int64_t HWo = Ho * Wo, nseg = (Wo + WMAX - 1) / WMAX, segsz = ntiles * R * WMAX, slotsz = nseg * segsz;
+    int64_t ring = kr + 1, per = qc_qconv_fused_scratch(rowfl, kr, ntiles, Wo);
+    if (tchunk < 1) tchunk = ntiles;
+    int nth = qc_nthreads < nscratch ? qc_nthreads : (int)nscratch;
+    if (nth < 1) nth = 1;
+    int64_t bands = (nth > 1 && N % nth) ? nth : 1;
+    if (bands > Ho) bands = Ho;
+    int64_t jobs = N * bands;
+    if (nth > jobs) nth = (int)jobs;
+#pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        float *row = scratch + tid * per, *acc = row + rowfl;
+        /* reads past the last row feed dropped lanes only: keep them finite */
+        memset(row + G * gsz, 0, (size_t)(rowfl - G * gsz) * sizeof(float));
+        int64_t vo[VMAX];
+        float *accp[VMAX];
+        for (int v = 0; v < VMAX; ++v) vo[v] = v * VL;
+#pragma omp for schedule(static)
+        for (int64_t job = 0; job < jobs; ++job) {
+            int64_t n = job / bands, bd = job % bands;
+            int64_t ilo = Ho * bd / bands, ihi = Ho * (bd + 1) / bands, done = ilo;
+            for (int64_t rho = ilo; rho < ihi + kr - 1; ++rho) {
+                for (int64_t gs = 0; gs < G * S; ++gs) {
+                    int64_t g = gs / S, s = gs % S, dv = qc_min64(D, Cg - s * D);
+                    table_job(xq + (n * C + g * Cg + s * D) * chan + rho * pw, chan, 1, pw, cb + s * K * D, K, D,
+                              dv, row + gs * rowstride);
+                }
+                for (int64_t seg = 0; seg < nseg; ++seg) {
+                    int64_t c0 = seg * WMAX, width = qc_min64(WMAX, Wo - c0), nvc = (width + VL - 1) / VL;
+                    if (rho < ihi) fill_bias(acc + (rho % ring) * slotsz + seg * segsz, 0, ntiles, bias_t, nvc * VL);
+                    for (int64_t ta = 0; ta < ntiles; ta += tchunk) {
+                        int64_t tb = qc_min64(ta + tchunk, ntiles);
+                        for (int64_t gr = 0; gr < ngroups; ++gr) {
+                            int64_t i0 = rho - gdu[gr];
+                            if (i0 < ilo || i0 >= ihi) continue;
+                            float *slot = acc + (i0 % ring) * slotsz + seg * segsz;
+                            for (int64_t tl = ta; tl < tb; ++tl) {
+                                for (int64_t v = 0; v < nvc; ++v) accp[v] = slot + tl * R * WMAX + v * VL;
+                                TILES[nvc](row + tile_g[tl] * gsz + c0, vo, offs + (tl * ntaps + gstart[gr]) * R,
+                                           gstart[gr + 1] - gstart[gr], accp);
+                            }
+                        }
+                    }
+                }
+                /* rows whose last table row (i + kr - 1) has been visited are complete */
+                for (; done < ihi && done + kr - 1 <= rho; ++done) {
+                    const float *slot = acc + (done % ring) * slotsz;
+                    for (int64_t seg = 0; seg < nseg; ++seg) {
+                        int64_t c0 = seg * WMAX, width = qc_min64(WMAX, Wo - c0);
+                        for (int64_t tl = 0; tl < ntiles; ++tl) {
+                            float *dst = y + n * O * HWo + tile_o0[tl] * HWo + done * Wo + c0;
+                            for (int r = 0; r < tile_rc[tl]; ++r)
+                                memcpy(dst + r * HWo, slot + seg * segsz + (tl * R + r) * WMAX,
+                                       (size_t)width * sizeof(float));
                         }
                     }
                 }

@@ -72,6 +72,20 @@ void qc_qconv_lookup_tr(const float *T, int64_t N, int64_t tsize, int64_t gsize,
                         const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
                         const int32_t *gdu, int64_t kr, const float *bias_t, int64_t rowstride, int64_t O,
                         int64_t Ho, int64_t Wo, int64_t rb, int64_t tchunk, float *acc, float *y);
+/* Fused: the sums of qc_qconv_table + qc_qconv_lookup_tr (rb = 1, same order, bit-identical)
+ * with table row rho of every (group, subspace) built into a per-thread row buffer right before
+ * the look-ups that read it. xq as for qc_qconv_table; offs [ntiles, ntaps, R] relative to the row
+ * buffer [G, S, K, P*Wq]: s*K*P*Wq + code*P*Wq + phase*Wq + v/st; gstart/gdu/kr/tchunk as for
+ * qc_qconv_lookup_tr. rowfl: floats of the row buffer, G*S*K*P*Wq plus slack covering reads up to
+ * ceil(Wo/VL)*VL columns past each offset. scratch: nscratch (>= 1; at most nscratch threads run)
+ * blocks of qc_qconv_fused_scratch(rowfl, kr, ntiles, Wo) floats. */
+int64_t qc_qconv_fused_scratch(int64_t rowfl, int64_t kr, int64_t ntiles, int64_t Wo);
+void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P, int64_t Hq, int64_t Wq,
+                    const float *cb, int64_t S, int64_t K, int64_t D,
+                    int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
+                    const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
+                    const int32_t *gdu, int64_t kr, const float *bias_t, int64_t O, int64_t Ho, int64_t Wo,
+                    int64_t tchunk, int64_t rowfl, float *scratch, int64_t nscratch, float *y);
 int qc_conv_r(void);     /* R: output channels per register tile */
 int qc_conv_chunk(void); /* VL: floats per vector */
 int qc_conv_width(void); /* columns per register tile (row segments are at most this wide) */
