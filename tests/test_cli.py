@@ -106,7 +106,9 @@ def test_errors_are_one_line_with_nonzero_exit(tmp_path, args, message):
 
 
 def test_help_everywhere():
-    for command in ([], ["convert"], ["info"], ["run"], ["classify"], ["backends"]):
+    from qcnn.cli import COMMANDS
+
+    for command in [[]] + [[name] for name in COMMANDS]:
         proc = qcnn_cli(*command, "--help")
         assert proc.returncode == 0 and "usage: qcnn" in proc.stdout
 
