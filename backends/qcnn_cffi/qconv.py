@@ -56,6 +56,12 @@ class FusedQConv(StagedKernel):
 #: L2), 0 = the staged ``lookup(table(x))``. ``QCNN_CFFI_FUSED=0`` selects the staged call.
 FUSED = 0 if os.environ.get("QCNN_CFFI_FUSED", "1") == "0" else 1
 
+#: Stride-1 layers with output rows wider than one vector: round the padded width Wq up to whole
+#: vectors (zero columns), so table rows are built without masked tails and taps with no column
+#: shift load aligned vectors. Measured: AlexNet conv2 (Wq 31 -> 32) 6% faster; conv3-5 (Wq 15 ->
+#: 16, one-vector rows) 4% slower, hence not for those. ``QCNN_CFFI_PAD_WIDTH=0`` keeps Wq = W + 2 pad.
+PAD_WIDTH = 0 if os.environ.get("QCNN_CFFI_PAD_WIDTH", "1") == "0" else 1
+
 #: Table building: 1 (default) = register-blocked SIMD FMAs (the dv input vectors stay in
 #: registers while all K codewords stream past; code-major for long rows); 0 = one OpenBLAS SGEMM
 #: [K x dv] x [dv x P Wq] per (subspace, row). SIMD measured 1.2x (conv2-5) to 4x (conv1) faster
@@ -156,10 +162,13 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
 
     p_ = st * st
     hq, wq = -(-(h + 2 * pad) // st), -(-(w + 2 * pad) // st)
+    vl = int(lib.qc_conv_chunk())
+    if PAD_WIDTH and st == 1 and wo > vl:
+        wq = -(-wq // vl) * vl  # whole vectors per table row: no masked tails, aligned dv = 0 taps
     rowstride = kk * p_ * wq  # floats per table row (all codes and phases of one phase row)
     gsize = s * hq * rowstride  # floats per group table
     tsize = groups * gsize
-    vl, r = int(lib.qc_conv_chunk()), int(lib.qc_conv_r())
+    r = int(lib.qc_conv_r())
     int32_dims(layer, table_columns=p_ * wq, group_table=gsize + rowstride, codewords=kk, dims=d,
                input_rows=c * hq * p_ * wq)
 
@@ -201,7 +210,7 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
                 gstart=ptr(ffi, gstart, "int32_t[]"), gdu=ptr(ffi, gdu, "int32_t[]"),
                 g=ptr(ffi, tile_g, "int32_t[]"), o0=ptr(ffi, tile_o0, "int32_t[]"), rc=ptr(ffi, tile_rc, "int32_t[]"))
     owner = object()
-    direct = st == 1 and pad == 0  # x is already its own padded, single-phase layout
+    direct = st == 1 and pad == 0 and wq == w  # x is already its own padded, single-phase layout
 
     def zero_slack(buf: np.ndarray) -> None:
         buf[buf.size - slack:] = 0.0

@@ -241,6 +241,51 @@ DEF_TILE(4)
 #endif
 #pragma GCC pop_options
 
+/* The same tiles with accumulator rows astride floats apart (the fused path packs them densely). */
+#define DEF_TILEA(V)                                                                             \
+    static void tilea_##V(const float *base, const int64_t *vo, const int32_t *of, int64_t ntaps, \
+                          float *const *accp, int64_t astride) {                                 \
+        vf a[R][V];                                                                              \
+        int64_t o[V];                                                                            \
+        for (int v = 0; v < V; ++v) o[v] = vo[v];                                                \
+        for (int r = 0; r < R; ++r)                                                              \
+            for (int v = 0; v < V; ++v) a[r][v] = vload(accp[v] + r * astride);                  \
+        for (int64_t t = 0; t < ntaps; ++t, of += R) {                                           \
+            for (int r = 0; r < R; ++r) {                                                        \
+                const float *p = base + of[r];                                                   \
+                for (int v = 0; v < V; ++v) a[r][v] = vadd(a[r][v], vload(p + o[v]));            \
+            }                                                                                    \
+        }                                                                                        \
+        for (int r = 0; r < R; ++r)                                                              \
+            for (int v = 0; v < V; ++v) vstore(accp[v] + r * astride, a[r][v]);                  \
+    }
+#pragma GCC push_options
+#pragma GCC optimize("unroll-loops")
+DEF_TILEA(1)
+#if VMAX >= 2
+DEF_TILEA(2)
+#endif
+#if VMAX >= 3
+DEF_TILEA(3)
+#endif
+#if VMAX >= 4
+DEF_TILEA(4)
+#endif
+#pragma GCC pop_options
+typedef void (*tilea_fn)(const float *, const int64_t *, const int32_t *, int64_t, float *const *, int64_t);
+static const tilea_fn TILESA[VMAX + 1] = {
+    0, tilea_1,
+#if VMAX >= 2
+    tilea_2,
+#endif
+#if VMAX >= 3
+    tilea_3,
+#endif
+#if VMAX >= 4
+    tilea_4,
+#endif
+};
+
 typedef void (*tile_fn)(const float *, const int64_t *, const int32_t *, int64_t, float *const *);
 static const tile_fn TILES[VMAX + 1] = {
     0, tile_1,
@@ -255,12 +300,15 @@ static const tile_fn TILES[VMAX + 1] = {
 #endif
 };
 
-static void fill_bias(float *slot, int64_t t0, int64_t t1, const float *bias_t, int64_t nq) {
+static void fill_bias_s(float *slot, int64_t t0, int64_t t1, const float *bias_t, int64_t nq, int64_t astride) {
     for (int64_t tl = t0; tl < t1; ++tl)
         for (int r = 0; r < R; ++r) {
-            float b = bias_t[tl * R + r], *d = slot + (tl * R + r) * WMAX;
+            float b = bias_t[tl * R + r], *d = slot + (tl * R + r) * astride;
             for (int64_t q = 0; q < nq; ++q) d[q] = b;
         }
+}
+static void fill_bias(float *slot, int64_t t0, int64_t t1, const float *bias_t, int64_t nq) {
+    fill_bias_s(slot, t0, t1, bias_t, nq, WMAX);
 }
 
 /* Output-row-major: blocks of rb rows x one column segment of nvc vectors (rb > 1 only when a
@@ -394,7 +442,8 @@ void qc_qconv_lookup_tr(const float *T, int64_t N, int64_t tsize, int64_t gsize,
  * output rows); a band rebuilds the kr - 1 table rows it shares with the band above. */
 int64_t qc_qconv_fused_scratch(int64_t rowfl, int64_t kr, int64_t ntiles, int64_t Wo) {
     int64_t nseg = (Wo + WMAX - 1) / WMAX;
-    return rowfl + (kr + 1) * nseg * ntiles * R * WMAX;
+    /* + 16 floats: each thread's row buffer starts on a 64-byte line */
+    return rowfl + (kr + 1) * nseg * ntiles * R * qc_min64(WMAX, (Wo + VL - 1) / VL * VL) + 16;
 }
 
 void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P, int64_t Hq, int64_t Wq,
@@ -404,7 +453,9 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
                     const int32_t *gdu, int64_t kr, const float *bias_t, int64_t O, int64_t Ho, int64_t Wo,
                     int64_t tchunk, int64_t rowfl, float *scratch, int64_t nscratch, float *y) {
     int64_t Cg = C / G, pw = P * Wq, chan = Hq * pw, rowstride = K * pw, gsz = S * rowstride;
-    int64_t HWo = Ho * Wo, nseg = (Wo + WMAX - 1) / WMAX, segsz = ntiles * R * WMAX, slotsz = nseg * segsz;
+    /* accumulator rows as wide as a segment's vectors (dense: no cache sets left idle) */
+    int64_t astride = qc_min64(WMAX, (Wo + VL - 1) / VL * VL);
+    int64_t HWo = Ho * Wo, nseg = (Wo + WMAX - 1) / WMAX, segsz = ntiles * R * astride, slotsz = nseg * segsz;
     int64_t ring = kr + 1, per = qc_qconv_fused_scratch(rowfl, kr, ntiles, Wo);
     if (tchunk < 1) tchunk = ntiles;
     int nth = qc_nthreads < nscratch ? qc_nthreads : (int)nscratch;
@@ -419,7 +470,9 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
 #ifdef _OPENMP
         tid = omp_get_thread_num();
 #endif
-        float *row = scratch + tid * per, *acc = row + rowfl;
+        float *row = scratch + tid * per;
+        row += ((64 - (uintptr_t)row % 64) % 64) / sizeof(float); /* float-aligned input: whole floats */
+        float *acc = row + rowfl;
         /* reads past the last row feed dropped lanes only: keep them finite */
         memset(row + G * gsz, 0, (size_t)(rowfl - G * gsz) * sizeof(float));
         int64_t vo[VMAX];
@@ -437,7 +490,8 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
                 }
                 for (int64_t seg = 0; seg < nseg; ++seg) {
                     int64_t c0 = seg * WMAX, width = qc_min64(WMAX, Wo - c0), nvc = (width + VL - 1) / VL;
-                    if (rho < ihi) fill_bias(acc + (rho % ring) * slotsz + seg * segsz, 0, ntiles, bias_t, nvc * VL);
+                    if (rho < ihi)
+                        fill_bias_s(acc + (rho % ring) * slotsz + seg * segsz, 0, ntiles, bias_t, nvc * VL, astride);
                     for (int64_t ta = 0; ta < ntiles; ta += tchunk) {
                         int64_t tb = qc_min64(ta + tchunk, ntiles);
                         for (int64_t gr = 0; gr < ngroups; ++gr) {
@@ -445,9 +499,9 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
                             if (i0 < ilo || i0 >= ihi) continue;
                             float *slot = acc + (i0 % ring) * slotsz + seg * segsz;
                             for (int64_t tl = ta; tl < tb; ++tl) {
-                                for (int64_t v = 0; v < nvc; ++v) accp[v] = slot + tl * R * WMAX + v * VL;
-                                TILES[nvc](row + tile_g[tl] * gsz + c0, vo, offs + (tl * ntaps + gstart[gr]) * R,
-                                           gstart[gr + 1] - gstart[gr], accp);
+                                for (int64_t v = 0; v < nvc; ++v) accp[v] = slot + tl * R * astride + v * VL;
+                                TILESA[nvc](row + tile_g[tl] * gsz + c0, vo, offs + (tl * ntaps + gstart[gr]) * R,
+                                            gstart[gr + 1] - gstart[gr], accp, astride);
                             }
                         }
                     }
@@ -460,7 +514,7 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
                         for (int64_t tl = 0; tl < ntiles; ++tl) {
                             float *dst = y + n * O * HWo + tile_o0[tl] * HWo + done * Wo + c0;
                             for (int r = 0; r < tile_rc[tl]; ++r)
-                                memcpy(dst + r * HWo, slot + seg * segsz + (tl * R + r) * WMAX,
+                                memcpy(dst + r * HWo, slot + seg * segsz + (tl * R + r) * astride,
                                        (size_t)width * sizeof(float));
                         }
                     }
