@@ -45,6 +45,8 @@ def qfc(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...
     blocked = np.zeros((ob * b, s), np.uint8)
     blocked[:o] = codes
     blocked = np.ascontiguousarray(blocked.reshape(ob, b, s).transpose(0, 2, 1))  # [Ob, S, B]
+    if int(lib.qc_fc_code_bytes(kp)) == b // 2:  # 4-bit codes, two per byte: code(i) | code(i + B/2) << 4
+        blocked = np.ascontiguousarray(blocked[:, :, :b // 2] | (blocked[:, :, b // 2:] << 4))
     bias_pad = np.zeros(ob * b, f32)
     bias_pad[:o] = bias
     cbt_p, codes_p, bias_p = ptr(ffi, cbt), ptr(ffi, blocked, "uint8_t[]"), ptr(ffi, bias_pad)

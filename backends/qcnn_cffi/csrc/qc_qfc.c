@@ -39,14 +39,15 @@ static void block_lookup(const float *T, int64_t S, int64_t Kp, const uint8_t *c
     __m512 a0 = _mm512_loadu_ps(bias), a1 = _mm512_loadu_ps(bias + 16);
     __m512 a2 = _mm512_loadu_ps(bias + 32), a3 = _mm512_loadu_ps(bias + 48);
 #define IDX(i) _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c + 16 * (i))))
-    if (Kp == 16) {
+    if (Kp == 16) { /* packed: byte i < 32 = code(i) | code(i + 32) << 4; vpermps reads 4 index bits */
         for (int64_t s = 0; s < S; ++s) {
-            const uint8_t *c = codes + s * B;
+            const uint8_t *c = codes + s * (B / 2);
             __m512 t = _mm512_loadu_ps(T + s * 16);
-            a0 = _mm512_add_ps(a0, _mm512_permutexvar_ps(IDX(0), t));
-            a1 = _mm512_add_ps(a1, _mm512_permutexvar_ps(IDX(1), t));
-            a2 = _mm512_add_ps(a2, _mm512_permutexvar_ps(IDX(2), t));
-            a3 = _mm512_add_ps(a3, _mm512_permutexvar_ps(IDX(3), t));
+            __m512i i0 = IDX(0), i1 = IDX(1);
+            a0 = _mm512_add_ps(a0, _mm512_permutexvar_ps(i0, t));
+            a1 = _mm512_add_ps(a1, _mm512_permutexvar_ps(i1, t));
+            a2 = _mm512_add_ps(a2, _mm512_permutexvar_ps(_mm512_srli_epi32(i0, 4), t));
+            a3 = _mm512_add_ps(a3, _mm512_permutexvar_ps(_mm512_srli_epi32(i1, 4), t));
         }
     } else if (Kp == 32) {
         for (int64_t s = 0; s < S; ++s) {
@@ -110,10 +111,17 @@ void qc_qfc_lookup(const float *T, int64_t N, int64_t S, int64_t Kp, const uint8
         float out[B];
         int64_t o0 = blk * B, cnt = qc_min64(B, O - o0);
         for (int64_t n = 0; n < N; ++n) {
-            block_lookup(T + n * S * Kp, S, Kp, codes + blk * S * B, bias + o0, out);
+            block_lookup(T + n * S * Kp, S, Kp, codes + blk * S * qc_fc_code_bytes((int)Kp), bias + o0, out);
             memcpy(y + n * O + o0, out, (size_t)cnt * sizeof(float));
         }
     }
+}
+
+int qc_fc_code_bytes(int Kp) {
+#if VL == 16
+    if (Kp == 16) return B / 2;
+#endif
+    return B;
 }
 
 int qc_fc_kpad(int K) {
