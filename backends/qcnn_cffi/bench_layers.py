@@ -4,8 +4,8 @@
 [--stat median|min] [--clock wall|cpu]``
 prints median end-to-end times of ``session.forward`` (batch 1) and a per-layer table: the kernel
 call as the session runs it, and for quantized layers the table-building and look-up stages
-timed separately (a quantized conv's call fuses them, so "quant ms" can be below their sum). Timing only; correctness is tested in
-``tests/test_cffi_backend.py``.
+timed separately (a quantized conv's call fuses them, so "quant ms" can be below their sum).
+Timing only; correctness is tested in ``tests/test_cffi_backend.py``.
 """
 
 from __future__ import annotations

@@ -7,6 +7,13 @@ with dv = min(D, Cg - s D), so T is [N, G, S, Hq, K, P, Wq] (by default the same
 are computed by explicit SIMD FMAs, see :data:`TABLE_SIMD`). Look-up:
     y[n, o, i, j] = b[o] + sum_{u, v, s} T[n, g, s, i + u // st, A[o,u,v,s], phase(u, v), j + v // st],
 phase(u, v) = (u % st) st + v % st, as contiguous vector adds along j (see ``csrc/qc_qconv.c``).
+(Stride-1 layers with rows wider than a vector pad Wq to whole vectors, see :data:`PAD_WIDTH`.)
+
+The kernel is a :class:`FusedQConv`: ``table``/``lookup`` are the two stages above (for stage
+timing), but its call runs ``qc_qconv_fused``, which builds table row rho of every (group,
+subspace), [G, S, K, P, Wq] (AlexNet: 190-470 KB), into a per-thread buffer just before the
+look-ups that read it, so the table never goes to memory (conv1's full table is 27 MB). Same
+values and the same summation order as the table-row-major look-up: bit-identical results.
 """
 
 from __future__ import annotations

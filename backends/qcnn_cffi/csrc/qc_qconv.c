@@ -14,6 +14,8 @@
  * table row is read once and feeds the output rows in flight). A register tile holds R output
  * channels x V vectors while a group's taps stream through; partial sums wait in a small
  * accumulator buffer between groups. Per-(o, tap) offsets are precomputed in Python.
+ * qc_qconv_fused runs the table-row-major schedule with each table row built just before its
+ * look-ups (the row of all groups and subspaces stays in L2; the full table never exists).
  */
 #include <math.h>
 #include <string.h>
