@@ -146,11 +146,13 @@ def test_qconv_schedules_agree(backend, monkeypatch, order, row_block, simd, acc
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_qconv_fused_equals_staged(backend, monkeypatch, threads):
-    """The fused call (table rows built just before their look-ups) gives bit for bit the sums of
-    the SIMD table + table-row-major look-up, on every random geometry (strides 1-4, pads 0-3,
-    groups, D not dividing C, batch 1 and 3), with 1 and 2 threads."""
+    """The row-fused call (table rows built just before their look-ups) gives bit for bit the sums
+    of the SIMD table + table-row-major look-up, on every random geometry (strides 1-4, pads 0-3,
+    groups, D not dividing C, batch 1 and 3), with 1 and 2 threads. (The band path of narrow
+    stride-1 layers sums in another order; it is checked against the reference in run_case.)"""
     from qcnn_cffi import qconv
 
+    monkeypatch.setattr(qconv, "BAND", 0)
     monkeypatch.setattr(qconv, "LOOKUP_ORDER", "table")
     monkeypatch.setattr(qconv, "ROW_BLOCK", 1)
     monkeypatch.setattr(qconv, "TABLE_SIMD", 1)
@@ -173,22 +175,52 @@ def test_qconv_fused_equals_staged(backend, monkeypatch, threads):
         backend.set_threads(before)
 
 
-def test_qconv_fused_threads_identical(backend):
-    """1 and 2 threads give identical fused results (batch 1: row bands; batch 3: bands and samples)."""
-    layer = Layer("q", "conv", out=14, kernel=5, stride=2, pad=2, groups=2, quant=Quant(3, 16))
+BAND_CASES = [
+    # (layer, in_shape): narrow stride-1 layers (Wo <= 16) take the band path
+    (Layer("b1", "conv", out=20, kernel=3, pad=1, groups=2, quant=Quant(8, 128)), (24, 13, 13)),  # conv4-like
+    (Layer("b2", "conv", out=7, kernel=5, pad=3, quant=Quant(3, 33)), (10, 9, 11)),  # D not dividing C, Wq > 16
+    (Layer("b3", "conv", out=5, kernel=2, quant=Quant(11, 4)), (13, 6, 17)),  # no pad: direct; D > 8
+    (Layer("b4", "conv", out=9, kernel=1, groups=3, quant=Quant(2, 256)), (6, 5, 3)),  # 1x1, K = 256: 1-row bands
+]
+
+
+@pytest.mark.parametrize("layer,in_shape", BAND_CASES, ids=lambda v: v.name if isinstance(v, Layer) else None)
+def test_qconv_band_path(backend, layer, in_shape):
+    """The band path matches the reference and the staged kernel, batch 1 and 3."""
+    from qcnn_cffi import qconv
+
+    for batch in (1, 3):
+        run_case(backend, layer, in_shape, batch, 11)
+    kernel = backend.prepare(layer, make_params(layer, in_shape, np.random.default_rng(2)), in_shape)
+    assert isinstance(kernel, qconv.FusedQConv) and kernel.fused is not None
+    assert kernel.fused.__name__ == "band"
+    x = np.random.default_rng(4).standard_normal((2, *in_shape)).astype(np.float32)
+    assert rel_err(kernel(x), kernel.lookup(kernel.table(x))) <= RTOL
+
+
+@pytest.mark.parametrize("band", [0, 1])
+def test_qconv_fused_threads_identical(backend, monkeypatch, band):
+    """1 and 2 threads give identical fused results (row-fused: row bands / samples; band path:
+    (sample, band) jobs), batch 1 and 3."""
+    from qcnn_cffi import qconv
+
+    monkeypatch.setattr(qconv, "BAND", band)
+    cases = [(Layer("q", "conv", out=14, kernel=5, stride=2, pad=2, groups=2, quant=Quant(3, 16)), (10, 23, 19)),
+             (Layer("q1", "conv", out=14, kernel=3, pad=1, groups=2, quant=Quant(4, 32)), (10, 14, 12))]
     rng = np.random.default_rng(3)
-    params = make_params(layer, (10, 23, 19), rng)
-    kernel = backend.prepare(layer, params, (10, 23, 19))
     before = backend.info()["threads"]
     try:
-        for batch in (1, 3):
-            x = rng.standard_normal((batch, 10, 23, 19)).astype(np.float32)
-            backend.set_threads(1)
-            one = kernel(x)
-            backend.set_threads(2)
-            two = kernel(x)
-            np.testing.assert_array_equal(one, two)
-            assert rel_err(one, reference_kernel(layer, params)(x)) <= RTOL
+        for layer, in_shape in cases:
+            params = make_params(layer, in_shape, rng)
+            kernel = backend.prepare(layer, params, in_shape)
+            for batch in (1, 3):
+                x = rng.standard_normal((batch, *in_shape)).astype(np.float32)
+                backend.set_threads(1)
+                one = kernel(x)
+                backend.set_threads(2)
+                two = kernel(x)
+                np.testing.assert_array_equal(one, two)
+                assert rel_err(one, reference_kernel(layer, params)(x)) <= RTOL
     finally:
         backend.set_threads(before)
 
@@ -352,7 +384,7 @@ def test_lookup_rejects_foreign_tables(backend, layer, in_shape):
     other, _ = _prepared(backend, layer.__class__(**{**layer.__dict__, "out": 9}), in_shape)
     x = np.ones((1, *in_shape), np.float32)
     table = kernel.table(x)
-    np.testing.assert_array_equal(kernel.lookup(table), kernel(x))
+    assert rel_err(kernel.lookup(table), kernel(x)) <= RTOL  # a narrow qconv's call sums in another order
     with pytest.raises(QcnnError):
         other.lookup(table) if layer.type == "conv" else kernel.lookup(table[:, :-1].copy())
     with pytest.raises(QcnnError):

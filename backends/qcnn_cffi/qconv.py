@@ -69,6 +69,14 @@ FUSED = 0 if os.environ.get("QCNN_CFFI_FUSED", "1") == "0" else 1
 #: 16, one-vector rows) 4% slower, hence not for those. ``QCNN_CFFI_PAD_WIDTH=0`` keeps Wq = W + 2 pad.
 PAD_WIDTH = 0 if os.environ.get("QCNN_CFFI_PAD_WIDTH", "1") == "0" else 1
 
+#: Narrow stride-1 layers (output rows of one vector, AlexNet conv3-5): 1 (default) = the band
+#: path (``qc_qconv_band``: per subspace a band table of BAND_ROWS output rows + k - 1 input rows,
+#: within BAND_BYTES, built into L1 and consumed by every channel, one offset per band row);
+#: 0 = the row-fused path. ``QCNN_CFFI_BAND=0`` selects the latter.
+BAND = 0 if os.environ.get("QCNN_CFFI_BAND", "1") == "0" else 1
+BAND_BYTES = 40 * 1024
+BAND_ROWS = 4
+
 #: Table building: 1 (default) = register-blocked SIMD FMAs (the dv input vectors stay in
 #: registers while all K codewords stream past; code-major for long rows); 0 = one OpenBLAS SGEMM
 #: [K x dv] x [dv x P Wq] per (subspace, row). SIMD measured 1.2x (conv2-5) to 4x (conv1) faster
@@ -286,4 +294,51 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
                            ptr(ffi, y))
         return y
 
+    if FUSED and BAND and st == 1 and wo <= vl:
+        fused = _band_path(layer, (c, h, w), (ho, wo), (hq, -(-(w + 2 * pad) // st)), codebook, codes, chan,
+                           tiles, bias_t, ptrs)
     return FusedQConv(table=table, lookup=lookup, fused=fused if FUSED else None)
+
+
+def _band_path(layer: Layer, chw: tuple[int, int, int], howo: tuple[int, int], hqwq: tuple[int, int],
+               codebook: np.ndarray, codes: np.ndarray, chan: np.ndarray, tiles: list[tuple[int, int, int]],
+               bias_t: np.ndarray, ptrs: dict) -> Callable[[np.ndarray], np.ndarray]:
+    """The fused call of a narrow stride-1 layer (Wo <= VL): x [N, C, H, W] -> y [N, O, Ho, Wo] by
+    ``qc_qconv_band`` (see there). ``chan`` [ntiles, R] are the tiles' channels, ``ptrs`` the
+    prepared tile, codebook and bias pointers."""
+    c, h, w = chw
+    ho, wo = howo
+    hq, wq = hqwq
+    o, k, pad, groups = layer.out, layer.kernel, layer.pad, layer.groups
+    s, kk, d = codebook.shape
+    vl, r = int(lib.qc_conv_chunk()), int(lib.qc_conv_r())
+    wp = -(-wq // vl) * vl
+    bo = max(1, min(BAND_ROWS, int(lib.qc_conv_width()) // vl, BAND_BYTES // (kk * wp * 4) - (k - 1), ho))
+    br = bo + k - 1
+    u, v = np.divmod(np.arange(k * k), k)
+    # offs [ntiles, S, k*k, R]: code * BR * WP + u * WP + v
+    off = codes.astype(np.int64).transpose(0, 3, 1, 2).reshape(o, s, k * k) * (br * wp) + (u * wp + v)[None, None]
+    offs_t = np.ascontiguousarray(off[chan].transpose(0, 2, 3, 1)).astype(np.int32)
+    int32_dims(layer, band_table=kk * br * wp + 2 * vl, band_offsets=offs_t.size)
+    ntiles = len(tiles)
+    per_thread = int(lib.qc_qconv_band_scratch(kk, d, br, wp, ntiles, bo))
+    offs_p = ptr(ffi, offs_t, "int32_t[]")
+    scratch_cache = BufferCache()
+    direct = pad == 0
+
+    def band(x: np.ndarray) -> np.ndarray:
+        n = check_batch(x, (c, h, w), layer.name)
+        if direct:
+            xq = x
+        else:
+            xq = empty((n, c, hq, 1, wq), layer.name, "the padded input")
+            lib.qc_pad_phase(ptr(ffi, x), n, c, h, w, pad, 1, hq, wq, ptr(ffi, xq))
+        nth = max(1, int(lib.qc_get_threads()))
+        scratch = scratch_cache.get(nth * per_thread, lambda size: empty(size, layer.name, "the band tables"))
+        y = np.empty((n, o, ho, wo), f32)
+        lib.qc_qconv_band(ptr(ffi, xq), n, c, groups, hq, wq, ptrs["cb"], s, kk, d, ntiles, ptrs["o0"], ptrs["rc"],
+                          ptrs["g"], offs_p, k * k, ptrs["bias"], o, ho, wo, bo, br, wp, ptr(ffi, scratch), nth,
+                          ptr(ffi, y))
+        return y
+
+    return band

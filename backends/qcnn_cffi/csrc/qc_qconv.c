@@ -525,3 +525,108 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
         }
     }
 }
+
+/* Narrow stride-1 layers (an output row fits one vector, Wo <= VL): band path. Output rows are
+ * taken Bo at a time; for each (group g, subspace s) the table of the band's BR = Bo + k - 1 input
+ * rows, Tb[k][r][WP] (rows padded to WP = whole vectors, zeros past Wq), is built into a per-thread
+ * buffer small enough for L1 (~40 KB), and every output channel of g then adds its k*k taps of s:
+ * tap (u, v) with code a feeds output row i0 + q from Tb[a][u + q][v ..], so one offset serves the
+ * band's V <= Bo rows (V vectors WP floats apart). Partial sums of the band (all channels) live in
+ * acc [ntiles, R, Bo, VL] across subspaces. Sum order per output: bias, then s ascending, taps in
+ * offs order: fixed, whatever the thread count. Jobs are (sample, band). */
+int64_t qc_qconv_band_scratch(int64_t K, int64_t D, int64_t BR, int64_t WP, int64_t ntiles, int64_t Bo) {
+    return K * BR * WP + 2 * VL + 16 + D * BR * WP + ntiles * R * Bo * VL;
+}
+
+void qc_qconv_band(const float *xq, int64_t N, int64_t C, int64_t G, int64_t Hq, int64_t Wq,
+                   const float *cb, int64_t S, int64_t K, int64_t D,
+                   int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
+                   const int32_t *offs, int64_t tps, const float *bias_t, int64_t O, int64_t Ho, int64_t Wo,
+                   int64_t Bo, int64_t BR, int64_t WP, float *scratch, int64_t nscratch, float *y) {
+    int64_t Cg = C / G, chan = Hq * Wq, HWo = Ho * Wo, astride = Bo * VL, tsz = K * BR * WP;
+    int64_t per = qc_qconv_band_scratch(K, D, BR, WP, ntiles, Bo), nbands = (Ho + Bo - 1) / Bo;
+    int64_t jobs = N * nbands, nvec = WP / VL;
+    int nth = qc_nthreads < nscratch ? qc_nthreads : (int)nscratch;
+    if (nth < 1) nth = 1;
+    if (nth > jobs) nth = (int)jobs;
+#pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        float *tb = scratch + tid * per;
+        tb += ((64 - (uintptr_t)tb % 64) % 64) / sizeof(float);
+        float *xb = tb + tsz + 2 * VL, *acc = xb + D * BR * WP;
+        /* rows a short last band leaves unbuilt and the slack past the last code feed dropped
+         * lanes only: keep them zero (finite, no denormal assists) */
+        memset(tb, 0, (size_t)(tsz + 2 * VL) * sizeof(float));
+        int64_t vo[VMAX];
+        float *accp[VMAX];
+        for (int v = 0; v < VMAX; ++v) vo[v] = v * WP;
+#pragma omp for schedule(static)
+        for (int64_t job = 0; job < jobs; ++job) {
+            int64_t n = job / nbands, i0 = (job % nbands) * Bo;
+            int64_t V = qc_min64(Bo, Ho - i0), nrows = V + BR - Bo; /* input rows the band reads */
+            for (int64_t tl = 0; tl < ntiles; ++tl)
+                for (int r = 0; r < R; ++r) {
+                    float b = bias_t[tl * R + r], *d = acc + (tl * R + r) * astride;
+                    for (int64_t q = 0; q < V * VL; ++q) d[q] = b;
+                }
+            for (int64_t g = 0; g < G; ++g)
+                for (int64_t s = 0; s < S; ++s) {
+                    int64_t dv = qc_min64(D, Cg - s * D);
+                    const float *cbs = cb + s * K * D;
+                    /* the band's input rows of this subspace, zero-padded to WP columns */
+                    for (int64_t d = 0; d < dv; ++d)
+                        for (int64_t r = 0; r < nrows; ++r) {
+                            float *dst = xb + (d * BR + r) * WP;
+                            memcpy(dst, xq + (n * C + g * Cg + s * D + d) * chan + (i0 + r) * Wq,
+                                   (size_t)Wq * sizeof(float));
+                            memset(dst + Wq, 0, (size_t)(WP - Wq) * sizeof(float));
+                        }
+                    for (int64_t r = 0; r < nrows; ++r)
+                        for (int64_t jv = 0; jv < nvec; ++jv) {
+                            const float *xr = xb + r * WP + jv * VL;
+                            float *tr = tb + r * WP + jv * VL;
+                            if (dv == 8) {
+                                vf x0 = vload(xr), x1 = vload(xr + BR * WP), x2 = vload(xr + 2 * BR * WP),
+                                   x3 = vload(xr + 3 * BR * WP), x4 = vload(xr + 4 * BR * WP),
+                                   x5 = vload(xr + 5 * BR * WP), x6 = vload(xr + 6 * BR * WP),
+                                   x7 = vload(xr + 7 * BR * WP);
+                                for (int64_t k = 0; k < K; ++k) {
+                                    const float *c = cbs + k * D;
+                                    vf a = vmul(vset1(c[0]), x0);
+                                    a = vfmadd(vset1(c[1]), x1, a);
+                                    a = vfmadd(vset1(c[2]), x2, a);
+                                    a = vfmadd(vset1(c[3]), x3, a);
+                                    a = vfmadd(vset1(c[4]), x4, a);
+                                    a = vfmadd(vset1(c[5]), x5, a);
+                                    a = vfmadd(vset1(c[6]), x6, a);
+                                    a = vfmadd(vset1(c[7]), x7, a);
+                                    vstore(tr + k * BR * WP, a);
+                                }
+                            } else {
+                                for (int64_t k = 0; k < K; ++k) {
+                                    const float *c = cbs + k * D;
+                                    vf a = vmul(vset1(c[0]), vload(xr));
+                                    for (int64_t d = 1; d < dv; ++d)
+                                        a = vfmadd(vset1(c[d]), vload(xr + d * BR * WP), a);
+                                    vstore(tr + k * BR * WP, a);
+                                }
+                            }
+                        }
+                    for (int64_t tl = 0; tl < ntiles; ++tl) {
+                        if (tile_g[tl] != g) continue;
+                        for (int64_t v = 0; v < V; ++v) accp[v] = acc + tl * R * astride + v * VL;
+                        TILESA[V](tb, vo, offs + (tl * S * tps + s * tps) * R, tps, accp, astride);
+                    }
+                }
+            for (int64_t tl = 0; tl < ntiles; ++tl)
+                for (int r = 0; r < tile_rc[tl]; ++r)
+                    for (int64_t v = 0; v < V; ++v)
+                        memcpy(y + n * O * HWo + (tile_o0[tl] + r) * HWo + (i0 + v) * Wo,
+                               acc + (tl * R + r) * astride + v * VL, (size_t)Wo * sizeof(float));
+        }
+    }
+}

@@ -86,6 +86,17 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
                     const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
                     const int32_t *gdu, int64_t kr, const float *bias_t, int64_t O, int64_t Ho, int64_t Wo,
                     int64_t tchunk, int64_t rowfl, float *scratch, int64_t nscratch, float *y);
+/* Narrow stride-1 layers (Wo <= VL): x is xq [N, C, Hq, 1, Wq]; output rows Bo at a time, per
+ * (group, subspace) a band table [K, BR = Bo + k - 1, WP] (WP = Wq rounded up to whole vectors)
+ * built into a per-thread buffer, then every channel's k*k taps of that subspace added with one
+ * offset per V <= Bo rows. offs [ntiles, S, tps = k*k, R]: code*BR*WP + u*WP + v. Bo <= VMAX
+ * (qc_conv_width() / VL). scratch: nscratch (>= 1) blocks of qc_qconv_band_scratch(...) floats. */
+int64_t qc_qconv_band_scratch(int64_t K, int64_t D, int64_t BR, int64_t WP, int64_t ntiles, int64_t Bo);
+void qc_qconv_band(const float *xq, int64_t N, int64_t C, int64_t G, int64_t Hq, int64_t Wq,
+                   const float *cb, int64_t S, int64_t K, int64_t D,
+                   int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
+                   const int32_t *offs, int64_t tps, const float *bias_t, int64_t O, int64_t Ho, int64_t Wo,
+                   int64_t Bo, int64_t BR, int64_t WP, float *scratch, int64_t nscratch, float *y);
 int qc_conv_r(void);     /* R: output channels per register tile */
 int qc_conv_chunk(void); /* VL: floats per vector */
 int qc_conv_width(void); /* columns per register tile (row segments are at most this wide) */
