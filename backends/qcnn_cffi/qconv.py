@@ -7,7 +7,7 @@ with dv = min(D, Cg - s D), so T is [N, G, S, Hq, K, P, Wq] (by default the same
 are computed by explicit SIMD FMAs, see :data:`TABLE_SIMD`). Look-up:
     y[n, o, i, j] = b[o] + sum_{u, v, s} T[n, g, s, i + u // st, A[o,u,v,s], phase(u, v), j + v // st],
 phase(u, v) = (u % st) st + v % st, as contiguous vector adds along j (see ``csrc/qc_qconv.c``).
-(Stride-1 layers with rows wider than a vector pad Wq to whole vectors, see :data:`PAD_WIDTH`.)
+(Layers with output rows wider than a vector pad Wq to whole vectors, see :data:`PAD_WIDTH`.)
 
 The kernel is a :class:`FusedQConv`: ``table``/``lookup`` are the two stages above (for stage
 timing), but its call runs ``qc_qconv_fused``, which builds table row rho of every (group,
@@ -63,10 +63,11 @@ class FusedQConv(StagedKernel):
 #: L2), 0 = the staged ``lookup(table(x))``. ``QCNN_CFFI_FUSED=0`` selects the staged call.
 FUSED = 0 if os.environ.get("QCNN_CFFI_FUSED", "1") == "0" else 1
 
-#: Stride-1 layers with output rows wider than one vector: round the padded width Wq up to whole
-#: vectors (zero columns), so table rows are built without masked tails and taps with no column
-#: shift load aligned vectors. Measured: AlexNet conv2 (Wq 31 -> 32) 6% faster; conv3-5 (Wq 15 ->
-#: 16, one-vector rows) 4% slower, hence not for those. ``QCNN_CFFI_PAD_WIDTH=0`` keeps Wq = W + 2 pad.
+#: Layers with output rows wider than one vector: round the phase width Wq up to whole vectors
+#: (zero columns), so table rows are built without masked tails or line-splitting stores, and
+#: taps with no column shift load aligned vectors. Measured: AlexNet conv2 (Wq 31 -> 32) 6%
+#: faster, conv1 (57 -> 64) 1-3%; conv3-5 (15 -> 16, one-vector rows) 4% slower, hence not for
+#: those (they take the band path anyway). ``QCNN_CFFI_PAD_WIDTH=0`` keeps Wq = ceil((W + 2 pad) / st).
 PAD_WIDTH = 0 if os.environ.get("QCNN_CFFI_PAD_WIDTH", "1") == "0" else 1
 
 #: Narrow stride-1 layers (output rows of one vector, AlexNet conv3-5): 1 (default) = the band
@@ -178,7 +179,7 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
     p_ = st * st
     hq, wq = -(-(h + 2 * pad) // st), -(-(w + 2 * pad) // st)
     vl = int(lib.qc_conv_chunk())
-    if PAD_WIDTH and st == 1 and wo > vl:
+    if PAD_WIDTH and wo > vl:
         wq = -(-wq // vl) * vl  # whole vectors per table row: no masked tails, aligned dv = 0 taps
     rowstride = kk * p_ * wq  # floats per table row (all codes and phases of one phase row)
     gsize = s * hq * rowstride  # floats per group table

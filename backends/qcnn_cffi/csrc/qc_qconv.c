@@ -135,8 +135,54 @@ static const table_fn TABLES[9] = {0, table_rows_1, table_rows_2, table_rows_3, 
 
 /* Long rows (P*Wq >= 8 vectors, AlexNet conv1 with its 16 stride phases): code-major, so the
  * stores run along one row of T while the dv input rows stay in L1. */
+/* The same with DV fixed at compile time: the DV codeword coefficients are broadcast once per code
+ * and the FMA chain unrolls (same operations in the same order per element as below). */
+#define DEF_LONG(DV)                                                                            \
+    static void table_long_##DV(const float *b, int64_t chan, int64_t Hq, int64_t pw,           \
+                                const float *cb, int64_t K, int64_t D, float *t) {              \
+        int64_t rowsz = K * pw, nfull = pw / VL * VL;                                           \
+        for (int64_t i = 0; i < Hq; ++i) {                                                      \
+            const float *xi = b + i * pw;                                                       \
+            float *ti = t + i * rowsz;                                                          \
+            for (int64_t k = 0; k < K; ++k) {                                                   \
+                const float *c = cb + k * D;                                                    \
+                float *out = ti + k * pw;                                                       \
+                vf cv[DV];                                                                      \
+                for (int d = 0; d < DV; ++d) cv[d] = vset1(c[d]);                               \
+                int64_t j = 0;                                                                  \
+                for (; j < nfull; j += VL) {                                                    \
+                    vf acc = vmul(cv[0], vload(xi + j));                                        \
+                    for (int d = 1; d < DV; ++d) acc = vfmadd(cv[d], vload(xi + d * chan + j), acc); \
+                    vstore(out + j, acc);                                                       \
+                }                                                                               \
+                for (; j < pw; ++j) {                                                           \
+                    float acc = c[0] * xi[j];                                                   \
+                    for (int d = 1; d < DV; ++d) acc = fmaf(c[d], xi[d * chan + j], acc);       \
+                    out[j] = acc;                                                               \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
+    }
+#pragma GCC push_options
+#pragma GCC optimize("unroll-loops")
+DEF_LONG(1)
+DEF_LONG(2)
+DEF_LONG(3)
+DEF_LONG(4)
+DEF_LONG(5)
+DEF_LONG(6)
+DEF_LONG(7)
+DEF_LONG(8)
+#pragma GCC pop_options
+static const table_fn LONGS[9] = {0, table_long_1, table_long_2, table_long_3, table_long_4,
+                                  table_long_5, table_long_6, table_long_7, table_long_8};
+
 static void table_rows_long(const float *b, int64_t chan, int64_t Hq, int64_t pw, const float *cb, int64_t K,
                             int64_t D, int64_t dv, float *t) {
+    if (dv <= 8) {
+        LONGS[dv](b, chan, Hq, pw, cb, K, D, t);
+        return;
+    }
     int64_t rowsz = K * pw, nfull = pw / VL * VL;
     for (int64_t i = 0; i < Hq; ++i) {
         const float *xi = b + i * pw;
