@@ -9,6 +9,12 @@
 #include "qc_internal.h"
 
 #define B 64
+/* Software prefetch distance (bytes) along a block's codes: the look-up streams O*S code bytes
+ * (AlexNet fc6: 9.4 MB) once per image, cold in a whole-network pass; measured here, fc6+fc7 in
+ * sequence 1.8 -> 0.9 ms (the hardware prefetcher alone keeps too few lines in flight). */
+#ifndef QC_FC_PREFETCH
+#define QC_FC_PREFETCH 4096
+#endif
 
 int qc_fc_block(void) { return B; }
 
@@ -42,6 +48,7 @@ static void block_lookup(const float *T, int64_t S, int64_t Kp, const uint8_t *c
     if (Kp == 16) { /* packed: byte i < 32 = code(i) | code(i + 32) << 4; vpermps reads 4 index bits */
         for (int64_t s = 0; s < S; ++s) {
             const uint8_t *c = codes + s * (B / 2);
+            _mm_prefetch((const char *)(c + QC_FC_PREFETCH), _MM_HINT_T0);
             __m512 t = _mm512_loadu_ps(T + s * 16);
             __m512i i0 = IDX(0), i1 = IDX(1);
             a0 = _mm512_add_ps(a0, _mm512_permutexvar_ps(i0, t));
@@ -52,6 +59,7 @@ static void block_lookup(const float *T, int64_t S, int64_t Kp, const uint8_t *c
     } else if (Kp == 32) {
         for (int64_t s = 0; s < S; ++s) {
             const uint8_t *c = codes + s * B;
+            _mm_prefetch((const char *)(c + QC_FC_PREFETCH), _MM_HINT_T0);
             __m512 lo = _mm512_loadu_ps(T + s * 32), hi = _mm512_loadu_ps(T + s * 32 + 16);
             a0 = _mm512_add_ps(a0, _mm512_permutex2var_ps(lo, IDX(0), hi));
             a1 = _mm512_add_ps(a1, _mm512_permutex2var_ps(lo, IDX(1), hi));
@@ -61,6 +69,7 @@ static void block_lookup(const float *T, int64_t S, int64_t Kp, const uint8_t *c
     } else {
         for (int64_t s = 0; s < S; ++s) {
             const uint8_t *c = codes + s * B;
+            _mm_prefetch((const char *)(c + QC_FC_PREFETCH), _MM_HINT_T0);
             const float *t = T + s * Kp;
             a0 = _mm512_add_ps(a0, _mm512_i32gather_ps(IDX(0), t, 4));
             a1 = _mm512_add_ps(a1, _mm512_i32gather_ps(IDX(1), t, 4));
