@@ -317,9 +317,12 @@ def _band_path(layer: Layer, chw: tuple[int, int, int], howo: tuple[int, int], h
     bo = max(1, min(BAND_ROWS, int(lib.qc_conv_width()) // vl, BAND_BYTES // (kk * wp * 4) - (k - 1), ho))
     br = bo + k - 1
     u, v = np.divmod(np.arange(k * k), k)
-    # offs [ntiles, S, k*k, R]: code * BR * WP + u * WP + v
+    # offs [G, S, tiles per group, k*k, R] (read in that order): code * BR * WP + u * WP + v
+    # (tiles are group-major, the same number per group)
     off = codes.astype(np.int64).transpose(0, 3, 1, 2).reshape(o, s, k * k) * (br * wp) + (u * wp + v)[None, None]
-    offs_t = np.ascontiguousarray(off[chan].transpose(0, 2, 3, 1)).astype(np.int32)
+    tpg = len(tiles) // groups
+    per_tile = off[chan].reshape(groups, tpg, r, s, k * k)  # [G, tiles of g, R, S, k*k]
+    offs_t = np.ascontiguousarray(per_tile.transpose(0, 3, 1, 4, 2)).astype(np.int32)
     int32_dims(layer, band_table=kk * br * wp + 2 * vl, band_offsets=offs_t.size)
     ntiles = len(tiles)
     per_thread = int(lib.qc_qconv_band_scratch(kk, d, br, wp, ntiles, bo))

@@ -591,7 +591,7 @@ void qc_qconv_band(const float *xq, int64_t N, int64_t C, int64_t G, int64_t Hq,
                    int64_t Bo, int64_t BR, int64_t WP, float *scratch, int64_t nscratch, float *y) {
     int64_t Cg = C / G, chan = Hq * Wq, HWo = Ho * Wo, astride = Bo * VL, tsz = K * BR * WP;
     int64_t per = qc_qconv_band_scratch(K, D, BR, WP, ntiles, Bo), nbands = (Ho + Bo - 1) / Bo;
-    int64_t jobs = N * nbands, nvec = WP / VL;
+    int64_t jobs = N * nbands, nvec = WP / VL, tpg = ntiles / G; /* tiles per group, group-major */
     int nth = qc_nthreads < nscratch ? qc_nthreads : (int)nscratch;
     if (nth < 1) nth = 1;
     if (nth > jobs) nth = (int)jobs;
@@ -665,7 +665,7 @@ void qc_qconv_band(const float *xq, int64_t N, int64_t C, int64_t G, int64_t Hq,
                     for (int64_t tl = 0; tl < ntiles; ++tl) {
                         if (tile_g[tl] != g) continue;
                         for (int64_t v = 0; v < V; ++v) accp[v] = acc + tl * R * astride + v * VL;
-                        TILESA[V](tb, vo, offs + (tl * S * tps + s * tps) * R, tps, accp, astride);
+                        TILESA[V](tb, vo, offs + ((g * S + s) * tpg + tl - g * tpg) * tps * R, tps, accp, astride);
                     }
                 }
             for (int64_t tl = 0; tl < ntiles; ++tl)

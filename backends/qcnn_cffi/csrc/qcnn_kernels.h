@@ -89,7 +89,8 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
 /* Narrow stride-1 layers (Wo <= VL): x is xq [N, C, Hq, 1, Wq]; output rows Bo at a time, per
  * (group, subspace) a band table [K, BR = Bo + k - 1, WP] (WP = Wq rounded up to whole vectors)
  * built into a per-thread buffer, then every channel's k*k taps of that subspace added with one
- * offset per V <= Bo rows. offs [ntiles, S, tps = k*k, R]: code*BR*WP + u*WP + v. Bo <= VMAX
+ * offset per V <= Bo rows. offs [G, S, ntiles / G, tps = k*k, R] (tiles group-major, ntiles / G
+ * per group; read in this order): code*BR*WP + u*WP + v. Bo <= VMAX
  * (qc_conv_width() / VL). scratch: nscratch (>= 1) blocks of qc_qconv_band_scratch(...) floats. */
 int64_t qc_qconv_band_scratch(int64_t K, int64_t D, int64_t BR, int64_t WP, int64_t ntiles, int64_t Bo);
 void qc_qconv_band(const float *xq, int64_t N, int64_t C, int64_t G, int64_t Hq, int64_t Wq,
