@@ -14,6 +14,10 @@ timing), but its call runs ``qc_qconv_fused``, which builds table row rho of eve
 subspace), [G, S, K, P, Wq] (AlexNet: 190-470 KB), into a per-thread buffer just before the
 look-ups that read it, so the table never goes to memory (conv1's full table is 27 MB). Same
 values and the same summation order as the table-row-major look-up: bit-identical results.
+Narrow stride-1 layers (Wo <= one vector, AlexNet conv3-5) instead take the band path
+(``qc_qconv_band``, :data:`BAND`): per subspace, the table of a band of output rows is built into
+L1 and every channel adds its taps with one offset per band row; another summation order, within
+float rounding of the stages.
 """
 
 from __future__ import annotations
@@ -47,9 +51,11 @@ class ConvTable:
 
 @dataclass
 class FusedQConv(StagedKernel):
-    """A quantized conv whose call fuses the two stages: ``fused(x)`` builds each table row right
-    before the look-ups that read it (bit-identical to ``lookup(table(x))`` with the SIMD table
-    builder and the table-row-major look-up). ``table``/``lookup`` stay for stage timing."""
+    """A quantized conv whose call fuses the two stages: ``fused(x)`` x [N, C, H, W] -> y
+    [N, O, Ho, Wo] builds each table row (or, on the band path, each band table) right before the
+    look-ups that read it; row-fused results are bit-identical to ``lookup(table(x))`` with the
+    SIMD table builder and the table-row-major look-up, band-path results agree to float rounding.
+    ``table``/``lookup`` stay for stage timing; ``fused`` None = the staged call."""
 
     fused: Callable[[np.ndarray], np.ndarray] | None = None
 
