@@ -302,23 +302,28 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
         return y
 
     if FUSED and BAND and st == 1 and wo <= vl:
-        fused = _band_path(layer, (c, h, w), (ho, wo), (hq, -(-(w + 2 * pad) // st)), codebook, codes, chan,
-                           tiles, bias_t, ptrs)
+        fused = _band_path(layer, (c, h, w), (ho, wo), (hq, -(-(w + 2 * pad) // st)), codebook, codes, bias,
+                           ptrs["cb"])
     return FusedQConv(table=table, lookup=lookup, fused=fused if FUSED else None)
 
 
 def _band_path(layer: Layer, chw: tuple[int, int, int], howo: tuple[int, int], hqwq: tuple[int, int],
-               codebook: np.ndarray, codes: np.ndarray, chan: np.ndarray, tiles: list[tuple[int, int, int]],
-               bias_t: np.ndarray, ptrs: dict) -> Callable[[np.ndarray], np.ndarray]:
+               codebook: np.ndarray, codes: np.ndarray, bias: np.ndarray, cb_p: object) -> Callable[[np.ndarray], np.ndarray]:
     """The fused call of a narrow stride-1 layer (Wo <= VL): x [N, C, H, W] -> y [N, O, Ho, Wo] by
-    ``qc_qconv_band`` (see there). ``chan`` [ntiles, R] are the tiles' channels, ``ptrs`` the
-    prepared tile, codebook and bias pointers."""
+    ``qc_qconv_band`` (see there), with register tiles of RB = ``qc_conv_band_r()`` channels;
+    ``cb_p`` points at ``codebook`` [S, K, D]."""
     c, h, w = chw
     ho, wo = howo
     hq, wq = hqwq
     o, k, pad, groups = layer.out, layer.kernel, layer.pad, layer.groups
     s, kk, d = codebook.shape
-    vl, r = int(lib.qc_conv_chunk()), int(lib.qc_conv_r())
+    vl, r = int(lib.qc_conv_chunk()), int(lib.qc_conv_band_r())
+    og = o // groups
+    # tiles of r channels, group-major, never straddling a group; a short tile repeats its last channel
+    tiles = [(g, o0, min(r, (g + 1) * og - o0)) for g in range(groups) for o0 in range(g * og, (g + 1) * og, r)]
+    chan = np.array([[o0 + min(i, rc - 1) for i in range(r)] for _, o0, rc in tiles], np.int64)  # [ntiles, RB]
+    bias_t = np.ascontiguousarray(bias[chan])
+    tile_arrays = [np.array([t[i] for t in tiles], np.int32) for i in range(3)]  # group, first channel, count
     wp = -(-wq // vl) * vl
     bo = max(1, min(BAND_ROWS, int(lib.qc_conv_width()) // vl, BAND_BYTES // (kk * wp * 4) - (k - 1), ho))
     br = bo + k - 1
@@ -333,6 +338,8 @@ def _band_path(layer: Layer, chw: tuple[int, int, int], howo: tuple[int, int], h
     ntiles = len(tiles)
     per_thread = int(lib.qc_qconv_band_scratch(kk, d, br, wp, ntiles, bo))
     offs_p = ptr(ffi, offs_t, "int32_t[]")
+    g_p, o0_p, rc_p = (ptr(ffi, a, "int32_t[]") for a in tile_arrays)
+    bias_p = ptr(ffi, bias_t)
     scratch_cache = BufferCache()
     direct = pad == 0
 
@@ -346,9 +353,8 @@ def _band_path(layer: Layer, chw: tuple[int, int, int], howo: tuple[int, int], h
         nth = max(1, int(lib.qc_get_threads()))
         scratch = scratch_cache.get(nth * per_thread, lambda size: empty(size, layer.name, "the band tables"))
         y = np.empty((n, o, ho, wo), f32)
-        lib.qc_qconv_band(ptr(ffi, xq), n, c, groups, hq, wq, ptrs["cb"], s, kk, d, ntiles, ptrs["o0"], ptrs["rc"],
-                          ptrs["g"], offs_p, k * k, ptrs["bias"], o, ho, wo, bo, br, wp, ptr(ffi, scratch), nth,
-                          ptr(ffi, y))
+        lib.qc_qconv_band(ptr(ffi, xq), n, c, groups, hq, wq, cb_p, s, kk, d, ntiles, o0_p, rc_p, g_p, offs_p,
+                          k * k, bias_p, o, ho, wo, bo, br, wp, ptr(ffi, scratch), nth, ptr(ffi, y))
         return y
 
     return band

@@ -572,6 +572,57 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
     }
 }
 
+/* Band path register tiles: RB channels x V vectors (more channels than R: the band path's V <= 4
+ * rows leave registers for them; measured faster). */
+#if VL == 16
+#define RB 8
+#else
+#define RB R
+#endif
+int qc_conv_band_r(void) { return RB; }
+#define DEF_TILEB(V)                                                                             \
+    static void tileb_##V(const float *base, const int64_t *vo, const int32_t *of, int64_t ntaps, \
+                          float *const *accp, int64_t astride) {                                 \
+        vf a[RB][V];                                                                             \
+        int64_t o[V];                                                                            \
+        for (int v = 0; v < V; ++v) o[v] = vo[v];                                                \
+        for (int r = 0; r < RB; ++r)                                                             \
+            for (int v = 0; v < V; ++v) a[r][v] = vload(accp[v] + r * astride);                  \
+        for (int64_t t = 0; t < ntaps; ++t, of += RB) {                                          \
+            for (int r = 0; r < RB; ++r) {                                                       \
+                const float *p = base + of[r];                                                   \
+                for (int v = 0; v < V; ++v) a[r][v] = vadd(a[r][v], vload(p + o[v]));            \
+            }                                                                                    \
+        }                                                                                        \
+        for (int r = 0; r < RB; ++r)                                                             \
+            for (int v = 0; v < V; ++v) vstore(accp[v] + r * astride, a[r][v]);                  \
+    }
+#pragma GCC push_options
+#pragma GCC optimize("unroll-loops")
+DEF_TILEB(1)
+#if VMAX >= 2
+DEF_TILEB(2)
+#endif
+#if VMAX >= 3
+DEF_TILEB(3)
+#endif
+#if VMAX >= 4
+DEF_TILEB(4)
+#endif
+#pragma GCC pop_options
+static const tilea_fn TILESB[VMAX + 1] = {
+    0, tileb_1,
+#if VMAX >= 2
+    tileb_2,
+#endif
+#if VMAX >= 3
+    tileb_3,
+#endif
+#if VMAX >= 4
+    tileb_4,
+#endif
+};
+
 /* Narrow stride-1 layers (an output row fits one vector, Wo <= VL): band path. Output rows are
  * taken Bo at a time; for each (group g, subspace s) the table of the band's BR = Bo + k - 1 input
  * rows, Tb[k][r][WP] (rows padded to WP = whole vectors, zeros past Wq), is built into a per-thread
@@ -581,7 +632,7 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
  * acc [ntiles, R, Bo, VL] across subspaces. Sum order per output: bias, then s ascending, taps in
  * offs order: fixed, whatever the thread count. Jobs are (sample, band). */
 int64_t qc_qconv_band_scratch(int64_t K, int64_t D, int64_t BR, int64_t WP, int64_t ntiles, int64_t Bo) {
-    return K * BR * WP + 2 * VL + 16 + D * BR * WP + ntiles * R * Bo * VL;
+    return K * BR * WP + 2 * VL + 16 + D * BR * WP + ntiles * RB * Bo * VL;
 }
 
 void qc_qconv_band(const float *xq, int64_t N, int64_t C, int64_t G, int64_t Hq, int64_t Wq,
@@ -615,8 +666,8 @@ void qc_qconv_band(const float *xq, int64_t N, int64_t C, int64_t G, int64_t Hq,
             int64_t n = job / nbands, i0 = (job % nbands) * Bo;
             int64_t V = qc_min64(Bo, Ho - i0), nrows = V + BR - Bo; /* input rows the band reads */
             for (int64_t tl = 0; tl < ntiles; ++tl)
-                for (int r = 0; r < R; ++r) {
-                    float b = bias_t[tl * R + r], *d = acc + (tl * R + r) * astride;
+                for (int r = 0; r < RB; ++r) {
+                    float b = bias_t[tl * RB + r], *d = acc + (tl * RB + r) * astride;
                     for (int64_t q = 0; q < V * VL; ++q) d[q] = b;
                 }
             for (int64_t g = 0; g < G; ++g)
@@ -664,15 +715,15 @@ void qc_qconv_band(const float *xq, int64_t N, int64_t C, int64_t G, int64_t Hq,
                         }
                     for (int64_t tl = 0; tl < ntiles; ++tl) {
                         if (tile_g[tl] != g) continue;
-                        for (int64_t v = 0; v < V; ++v) accp[v] = acc + tl * R * astride + v * VL;
-                        TILESA[V](tb, vo, offs + ((g * S + s) * tpg + tl - g * tpg) * tps * R, tps, accp, astride);
+                        for (int64_t v = 0; v < V; ++v) accp[v] = acc + tl * RB * astride + v * VL;
+                        TILESB[V](tb, vo, offs + ((g * S + s) * tpg + tl - g * tpg) * tps * RB, tps, accp, astride);
                     }
                 }
             for (int64_t tl = 0; tl < ntiles; ++tl)
                 for (int r = 0; r < tile_rc[tl]; ++r)
                     for (int64_t v = 0; v < V; ++v)
                         memcpy(y + n * O * HWo + (tile_o0[tl] + r) * HWo + (i0 + v) * Wo,
-                               acc + (tl * R + r) * astride + v * VL, (size_t)Wo * sizeof(float));
+                               acc + (tl * RB + r) * astride + v * VL, (size_t)Wo * sizeof(float));
         }
     }
 }

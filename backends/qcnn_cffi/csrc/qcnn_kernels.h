@@ -92,6 +92,7 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
  * offset per V <= Bo rows. offs [G, S, ntiles / G, tps = k*k, R] (tiles group-major, ntiles / G
  * per group; read in this order): code*BR*WP + u*WP + v. Bo <= VMAX
  * (qc_conv_width() / VL). scratch: nscratch (>= 1) blocks of qc_qconv_band_scratch(...) floats. */
+int qc_conv_band_r(void); /* RB: output channels per register tile of the band path */
 int64_t qc_qconv_band_scratch(int64_t K, int64_t D, int64_t BR, int64_t WP, int64_t ntiles, int64_t Bo);
 void qc_qconv_band(const float *xq, int64_t N, int64_t C, int64_t G, int64_t Hq, int64_t Wq,
                    const float *cb, int64_t S, int64_t K, int64_t D,
