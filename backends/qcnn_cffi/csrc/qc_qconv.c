@@ -21,6 +21,21 @@
 #include <string.h>
 #include "qc_internal.h"
 
+/* dst[0..n) = src[0..n) for the short rows of the look-ups (n < a few vectors; a memcpy call
+ * costs more than the copy) */
+static inline void copy_row(float *dst, const float *src, int64_t n) {
+    int64_t j = 0;
+    for (; j + VL <= n; j += VL) vstore(dst + j, vload(src + j));
+#if VL == 16
+    if (j < n) {
+        __mmask16 m = (__mmask16)((1u << (n - j)) - 1u);
+        _mm512_mask_storeu_ps(dst + j, m, _mm512_maskz_loadu_ps(m, src + j));
+    }
+#else
+    for (; j < n; ++j) dst[j] = src[j];
+#endif
+}
+
 #define R QC_CONV_R_VALUE
 #if VL == 16
 #define QC_CONV_R_VALUE 6
@@ -562,8 +577,7 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
                         for (int64_t tl = 0; tl < ntiles; ++tl) {
                             float *dst = y + n * O * HWo + tile_o0[tl] * HWo + done * Wo + c0;
                             for (int r = 0; r < tile_rc[tl]; ++r)
-                                memcpy(dst + r * HWo, slot + seg * segsz + (tl * R + r) * astride,
-                                       (size_t)width * sizeof(float));
+                                copy_row(dst + r * HWo, slot + seg * segsz + (tl * R + r) * astride, width);
                         }
                     }
                 }
@@ -722,8 +736,7 @@ void qc_qconv_band(const float *xq, int64_t N, int64_t C, int64_t G, int64_t Hq,
             for (int64_t tl = 0; tl < ntiles; ++tl)
                 for (int r = 0; r < tile_rc[tl]; ++r)
                     for (int64_t v = 0; v < V; ++v)
-                        memcpy(y + n * O * HWo + (tile_o0[tl] + r) * HWo + (i0 + v) * Wo,
-                               acc + (tl * RB + r) * astride + v * VL, (size_t)Wo * sizeof(float));
+                        copy_row(y + n * O * HWo + (tile_o0[tl] + r) * HWo + (i0 + v) * Wo, acc + (tl * RB + r) * astride + v * VL, Wo);
         }
     }
 }
