@@ -76,6 +76,13 @@ FUSED = 0 if os.environ.get("QCNN_CFFI_FUSED", "1") == "0" else 1
 #: those (they take the band path anyway). ``QCNN_CFFI_PAD_WIDTH=0`` keeps Wq = ceil((W + 2 pad) / st).
 PAD_WIDTH = 0 if os.environ.get("QCNN_CFFI_PAD_WIDTH", "1") == "0" else 1
 
+#: The fused call's blocking (the table row is in L2 there, not memory, so the trade-off between
+#: table blocks in L1 and partial-sum traffic differs from the staged look-up's): tap groups of at
+#: least FUSED_MIN_TAPS taps, channel tiles whose partial sums take FUSED_ACC_BUDGET bytes per pass.
+#: Measured: AlexNet conv2 2.04 -> 1.91 ms (conv1 unchanged) against the staged defaults.
+FUSED_MIN_TAPS = int(os.environ.get("QCNN_CFFI_FUSED_MIN_TAPS", "10"))
+FUSED_ACC_BUDGET = int(os.environ.get("QCNN_CFFI_FUSED_ACC_BYTES", str(16 * 1024)))
+
 #: Narrow stride-1 layers (output rows of one vector, AlexNet conv3-5): 1 (default) = the band
 #: path (``qc_qconv_band``: per subspace a band table of BAND_ROWS output rows + k - 1 input rows,
 #: within BAND_BYTES, built into L1 and consumed by every channel, one offset per band row);
@@ -132,7 +139,8 @@ def _tap_groups(k: int, st: int, s: int, block_bytes: int, rb: int = 1) -> tuple
     return np.array(taps, np.int64).reshape(-1, 3), np.array(gstart, np.int32)
 
 
-def _tap_groups_tr(k: int, st: int, s: int, block_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _tap_groups_tr(k: int, st: int, s: int, block_bytes: int,
+                   min_taps: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Tap order and groups for the table-row-major look-up.
 
     A block is (subspace s, phase row py, phase column px): one table row of K codes,
@@ -140,15 +148,16 @@ def _tap_groups_tr(k: int, st: int, s: int, block_bytes: int) -> tuple[np.ndarra
     has fewer than :data:`MIN_TAPS` taps per tap-row offset); each set then gives one group per
     tap-row offset du = u // st (taps u = du st + py, v = px, px + st, ...), consecutively, so the
     set's table lines are reused from L1 by all du. Returns taps [ntaps, 3] as (u, v, s),
-    gstart [ngroups + 1] and gdu [ngroups].
+    gstart [ngroups + 1] and gdu [ngroups]. ``min_taps`` overrides :data:`MIN_TAPS`.
     """
+    min_taps = MIN_TAPS if min_taps is None else min_taps
     kr = -(-k // st)
     blocks = [(sub, py, px) for sub in range(s) for py in range(min(st, k)) for px in range(min(st, k))]
     per_block = [len(range(px, k, st)) for _, _, px in blocks]  # taps of a block for one du
     sets: list[list[tuple[int, int, int]]] = [[]]
     used = ntap = 0
     for blk, nt in zip(blocks, per_block):
-        if sets[-1] and used + block_bytes > L1_BUDGET and ntap >= MIN_TAPS:
+        if sets[-1] and used + block_bytes > L1_BUDGET and ntap >= min_taps:
             sets.append([])
             used = ntap = 0
         sets[-1].append(blk)
@@ -271,14 +280,14 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
         return y
 
     # fused path: offsets into one table row [G, S, K, P, Wq] of the row buffer
-    ftaps, fgstart, fgdu = _tap_groups_tr(k, st, s, kk * wq * 4)
+    ftaps, fgstart, fgdu = _tap_groups_tr(k, st, s, kk * wq * 4, FUSED_MIN_TAPS)
     fu, fv, fs = ftaps[:, 0], ftaps[:, 1], ftaps[:, 2]
     foffs = (fs * rowstride + ((fu % st) * st + fv % st) * wq + fv // st)[None] \
         + codes[:, fu, fv, fs].astype(np.int64) * (p_ * wq)  # [O, ntaps]
     foffs_t = np.ascontiguousarray(foffs[chan].transpose(0, 2, 1)).astype(np.int32)
     frow = groups * s * rowstride
     frowfl = frow + max(0, (groups - 1) * s * rowstride + int(foffs.max()) + wread - frow) + vl
-    ftchunk = max(1, ACC_BUDGET // (r * nvrow * vl * 4))
+    ftchunk = max(1, FUSED_ACC_BUDGET // (r * nvrow * vl * 4))
     fptrs = dict(offs=ptr(ffi, foffs_t, "int32_t[]"), gstart=ptr(ffi, fgstart, "int32_t[]"),
                  gdu=ptr(ffi, fgdu, "int32_t[]"))
     per_thread = int(lib.qc_qconv_fused_scratch(frowfl, kr, ntiles, wo))
