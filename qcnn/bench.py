@@ -48,6 +48,7 @@ import numpy as np
 
 from .backend import StagedKernel
 from .errors import QcnnError
+from .inputs import image_files, read_dataset, read_images
 from .model import Model
 
 __all__ = [
@@ -63,9 +64,6 @@ BACKEND_PREFERENCE = ("cffi", "numba", "numpy", "reference")
 TOLERANCE = 1e-4
 #: Random inputs: at most this many distinct images; batches cycle through them.
 MAX_RANDOM_IMAGES = 100
-DATASET_IMAGES = "dataMatTst.single.bin"
-DATASET_LABELS = "lablVecTst.uint16.bin"
-IMAGE_SUFFIXES = (".bmp", ".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
 
 # --------------------------------------------------------------------------- models
@@ -100,20 +98,10 @@ def float_twin(model: Model) -> Model:
 
 def resolve_model(model: Model | str | os.PathLike[str] | None) -> Model:
     """None: synthetic quantized AlexNet; a built-in architecture name: its synthetic quantized
-    model; a path: :func:`qcnn.load`; a :class:`Model`: itself."""
-    from . import zoo
-    from .fileformat import load
+    model; a path: :func:`qcnn.load`; a :class:`Model`: itself (:func:`qcnn.zoo.load_model`)."""
+    from .zoo import load_model
 
-    if model is None:
-        return zoo.synthetic("alexnet")
-    if isinstance(model, Model):
-        return model
-    text = os.fspath(model)
-    if text.lower().replace("-", "_") in zoo.ARCHS and not Path(text).exists():
-        return zoo.synthetic(text)
-    if not Path(text).is_file():
-        raise QcnnError(f"no such model file, and not a built-in architecture ({', '.join(zoo.ARCHS)})", text)
-    return load(text)
+    return load_model(model)
 
 
 def _is_quantized(model: Model) -> bool:
@@ -220,47 +208,15 @@ def image_inputs(directory: str | os.PathLike[str], model: Model, count: int,
 
     ``labels`` maps an image's base name without extension to its 0-based class id.
     """
-    from .preprocess import preprocess
-
-    d = Path(directory)
-    if not d.is_dir():
-        raise QcnnError("not a directory of images", d)
-    files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise QcnnError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in the directory", d)
-    files = files[:max(1, count)]
-    images = np.stack([preprocess(p, model) for p in files]).astype(np.float32, copy=False)
-    lab = None
-    if labels is not None:
-        lab = np.array([labels.get(p.stem, -1) for p in files], np.int64)
-    return Inputs(np.ascontiguousarray(images), lab, "images", str(d))
+    files = image_files(directory)[:max(1, count)]
+    lab = None if labels is None else np.array([labels.get(p.stem, -1) for p in files], np.int64)
+    return Inputs(read_images(files, model), lab, "images", str(directory))
 
 
 def dataset_inputs(directory: str | os.PathLike[str], model: Model, count: int) -> Inputs:
-    """The authors' speed-test set: ``dataMatTst.single.bin`` float32 [N, C, H, W] (already
-    preprocessed) and, if present, ``lablVecTst.uint16.bin`` (N labels, 0-based). Only the
-    first ``count`` images are kept."""
-    from .seedio import read_bin
-
-    d = Path(directory)
-    if not d.is_dir():
-        raise QcnnError("not a dataset directory", d)
-    data_path = d / DATASET_IMAGES
-    if not data_path.is_file():
-        raise QcnnError(f"the dataset directory has no {DATASET_IMAGES}", d)
-    data = read_bin(data_path, np.float32)
-    want = tuple(model.spec.input)
-    if data.ndim != 4 or tuple(data.shape[1:]) != want:
-        raise QcnnError(f"holds {list(data.shape)}, the model takes [N, {', '.join(map(str, want))}]", data_path)
-    lab = None
-    label_path = d / DATASET_LABELS
-    if label_path.is_file():
-        raw = read_bin(label_path, np.uint16).ravel()
-        if raw.size != data.shape[0]:
-            raise QcnnError(f"has {raw.size} labels for {data.shape[0]} images in {DATASET_IMAGES}", label_path)
-        lab = raw[:count].astype(np.int64)
-    images = np.ascontiguousarray(data[:max(1, count)])
-    return Inputs(images, lab, "dataset", str(d))
+    """The authors' speed-test set (:func:`qcnn.inputs.read_dataset`), first ``count`` images."""
+    images, labels = read_dataset(directory, model, count)
+    return Inputs(images, labels, "dataset", str(directory))
 
 
 # --------------------------------------------------------------------------- results

@@ -16,7 +16,7 @@ from .errors import QcnnError
 from .model import PREPROCESS, Model, expected_params, mean_shape
 from .spec import Layer, NetSpec, Quant, parse_spec, read_spec
 
-__all__ = ["ARCHS", "arch_spec", "synthetic", "default_quant", "quantize_spec", "resolve_spec"]
+__all__ = ["ARCHS", "arch_spec", "load_model", "synthetic", "default_quant", "quantize_spec", "resolve_spec"]
 
 #: Built-in architecture names.
 ARCHS = ("alexnet", "caffenet", "vgg_cnn_s", "vgg16", "caffenet_fgb", "caffenet_fgd")
@@ -45,6 +45,23 @@ def resolve_spec(arch: str | Path | NetSpec) -> NetSpec:
     if Path(arch).is_file():
         return read_spec(arch)
     raise QcnnError(f"{arch}: not a built-in architecture ({', '.join(ARCHS)}) nor a spec file")
+
+
+def load_model(model: str | Path | Model | None = None) -> Model:
+    """The models every command accepts: None (synthetic quantized AlexNet), a built-in
+    architecture name (its synthetic quantized model), a ``.qcnn`` path, or a Model."""
+    from .fileformat import load
+
+    if model is None:
+        return synthetic("alexnet")
+    if isinstance(model, Model):
+        return model
+    text = str(model)
+    if text.lower().replace("-", "_") in ARCHS and not Path(text).exists():
+        return synthetic(text)
+    if not Path(text).is_file():
+        raise QcnnError(f"no such model file, and not a built-in architecture ({', '.join(ARCHS)})", text)
+    return load(text)
 
 
 def default_quant(spec: NetSpec, conv: Quant = CONV_QUANT, fc: Quant = FC_QUANT,

@@ -16,17 +16,11 @@ from ..model import Model
 __all__ = ["load_model_arg", "print_table", "emit_json", "human", "load_input", "add_backend_args"]
 
 
-def load_model_arg(text: str, quantized: bool = True) -> Model:
+def load_model_arg(text: str) -> Model:
     """MODEL|ARCH: a ``.qcnn`` file, or a built-in architecture name (synthetic weights)."""
-    from .. import zoo
-    from ..fileformat import load
+    from ..zoo import load_model
 
-    if text.lower().replace("-", "_") in zoo.ARCHS and not Path(text).exists():
-        return zoo.synthetic(text, quantized=quantized)
-    path = Path(text)
-    if not path.exists():
-        raise QcnnError(f"no such model file, and not a built-in architecture ({', '.join(zoo.ARCHS)})", path)
-    return load(path)
+    return load_model(text)
 
 
 def add_backend_args(parser: Any) -> None:
@@ -39,18 +33,12 @@ def load_input(path: str, model: Model) -> tuple[np.ndarray, bool]:
 
     Returns (x, batched): x is [N, C, H, W] or [C, H, W] as given; batched tells which.
     """
+    from ..inputs import read_npy
     from ..preprocess import preprocess
 
     p = Path(path)
     if p.suffix.lower() == ".npy":
-        try:
-            x = np.load(p, allow_pickle=False)
-        except FileNotFoundError:
-            raise QcnnError("no such file", p) from None
-        except (ValueError, OSError, EOFError) as err:
-            raise QcnnError(f"not a valid .npy array ({str(err).splitlines()[0]})", p) from None
-        if x.dtype.kind not in "fiu":
-            raise QcnnError(f"holds dtype {x.dtype}, expected numbers", p)
+        x = read_npy(p)
         return x, x.ndim == len(model.spec.input) + 1
     return preprocess(p, model), False
 

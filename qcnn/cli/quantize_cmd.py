@@ -8,12 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import QcnnError
+from ..inputs import DATASET_IMAGES, IMAGE_SUFFIXES, image_files, read_dataset, read_images, read_npy
 from ..model import Model
 from .common import add_backend_args, emit_json, print_table
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".gif", ".webp")
-SEED_DATASET = "dataMatTst.single.bin"
-
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -25,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("model", metavar="FLOAT_MODEL", help="a float .qcnn model")
     p.add_argument("--calib", metavar="SRC", default=None,
                    help="calibration inputs: a .npy batch [N, C, H, W], a directory of images (preprocessed with "
-                        f"the model's pipeline), or the authors' dataset directory (holding {SEED_DATASET}); "
+                        f"the model's pipeline), or the authors' dataset directory (holding {DATASET_IMAGES}); "
                         "required for ec, optional for pq (error report only)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.qcnn", help="where to write the quantized model")
     p.add_argument("--method", choices=("ec", "pq"), default="ec", help="ec (default) or pq")
@@ -60,28 +57,20 @@ def load_calibration(src: str, model: Model, samples: int | None = None, seed: i
     if not path.exists():
         raise QcnnError("no such calibration file or directory", path)
     if path.is_dir():
-        if (path / SEED_DATASET).is_file():
-            from ..seedio import read_bin
-
-            return read_bin(path / SEED_DATASET, np.float32)
-        from ..preprocess import preprocess
-
-        files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise QcnnError(f"no images ({', '.join(IMAGE_SUFFIXES)}) and no {SEED_DATASET} in this directory", path)
+        if (path / DATASET_IMAGES).is_file():
+            return read_dataset(path, model)[0]
+        try:
+            files = image_files(path)
+        except QcnnError:
+            raise QcnnError(f"no images ({', '.join(IMAGE_SUFFIXES)}) and no {DATASET_IMAGES} in this directory",
+                            path) from None
         if samples is not None and 0 < samples < len(files):
             pick = np.sort(np.random.default_rng(seed).choice(len(files), samples, replace=False))
             files = [files[i] for i in pick]
-        return np.stack([preprocess(f, model) for f in files])
+        return read_images(files, model)
     if path.suffix.lower() == ".npy":
-        try:
-            x = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as err:
-            raise QcnnError(f"not a valid .npy array ({str(err).splitlines()[0]})", path) from None
-        if x.dtype.kind not in "fiu":
-            raise QcnnError(f"holds dtype {x.dtype}, expected numbers", path)
-        return x
-    raise QcnnError(f"calibration source must be a .npy file or a directory (images or {SEED_DATASET})", path)
+        return read_npy(path)
+    raise QcnnError(f"calibration source must be a .npy file or a directory (images or {DATASET_IMAGES})", path)
 
 
 def run(args: argparse.Namespace) -> int:
