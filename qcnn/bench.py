@@ -34,21 +34,19 @@ dense weights decoded from codebooks and codes (:func:`float_twin`).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from .backend import StagedKernel
 from .errors import QcnnError
-from .inputs import image_files, read_dataset, read_images
+from .bench_result import SCHEMA, BenchResult, Series
+from .inputs import Inputs, dataset_inputs, image_inputs, random_inputs
 from .model import Model
 
 __all__ = [
@@ -56,14 +54,11 @@ __all__ = [
     "Inputs", "random_inputs", "image_inputs", "dataset_inputs", "Series", "BenchResult", "run_bench",
 ]
 
-SCHEMA = "qcnn-bench/1"
 MODES = ("float", "quantized")
 #: ``--backend`` default: the first of these that loads.
 BACKEND_PREFERENCE = ("cffi", "numba", "numpy", "reference")
 #: Agreement tolerance: max|y - y_ref| / max|y_ref|.
 TOLERANCE = 1e-4
-#: Random inputs: at most this many distinct images; batches cycle through them.
-MAX_RANDOM_IMAGES = 100
 
 
 # --------------------------------------------------------------------------- models
@@ -156,191 +151,6 @@ def _resolve_backends(backends: str | Sequence[str] | None) -> tuple[list[str], 
     for name in names:
         load_backend(name)  # QcnnError: unknown or unavailable
     return list(dict.fromkeys(names)), []
-
-
-# --------------------------------------------------------------------------- inputs
-@dataclass
-class Inputs:
-    """Images for the timed passes: ``images`` float32 [M, C, H, W] (preprocessed network
-    inputs), ``labels`` int64 [M] (-1 = unknown) or None.
-
-    Batch b of size B takes images b*B .. b*B+B-1; ``cycle`` wraps around past the last
-    image (random inputs), otherwise the last image is reused (the authors' rule).
-    """
-
-    images: np.ndarray
-    labels: np.ndarray | None
-    kind: str
-    source: str
-    cycle: bool = False
-
-    def indices(self, b: int, batch_size: int) -> np.ndarray:
-        idx = np.arange(b * batch_size, (b + 1) * batch_size)
-        m = len(self.images)
-        return idx % m if self.cycle else np.minimum(idx, m - 1)
-
-    def batch(self, b: int, batch_size: int) -> np.ndarray:
-        """[B, C, H, W] float32 C-contiguous (a view when the images are consecutive)."""
-        idx = self.indices(b, batch_size)
-        if idx[-1] - idx[0] == batch_size - 1:
-            return self.images[idx[0]:idx[-1] + 1]
-        return np.ascontiguousarray(self.images[idx])
-
-    def batch_labels(self, b: int, batch_size: int) -> np.ndarray | None:
-        return None if self.labels is None else self.labels[self.indices(b, batch_size)]
-
-    def describe(self) -> dict[str, Any]:
-        labeled = 0 if self.labels is None else int((self.labels >= 0).sum())
-        return {"kind": self.kind, "source": self.source, "count": int(len(self.images)), "labeled": labeled}
-
-
-def random_inputs(shape: tuple[int, ...], count: int, seed: int = 0) -> Inputs:
-    """``min(count, 100)`` seeded images, uniform in [-128, 128) like mean-subtracted pixels."""
-    n = max(1, min(count, MAX_RANDOM_IMAGES))
-    rng = np.random.default_rng(seed)
-    images = rng.uniform(-128.0, 128.0, size=(n, *shape)).astype(np.float32)
-    return Inputs(images, None, "random", f"uniform[-128, 128), seed {seed}", cycle=True)
-
-
-def image_inputs(directory: str | os.PathLike[str], model: Model, count: int,
-                 labels: Mapping[str, int] | None = None) -> Inputs:
-    """The first ``count`` images of ``directory`` (sorted by name), preprocessed for ``model``.
-
-    ``labels`` maps an image's base name without extension to its 0-based class id.
-    """
-    files = image_files(directory)[:max(1, count)]
-    lab = None if labels is None else np.array([labels.get(p.stem, -1) for p in files], np.int64)
-    return Inputs(read_images(files, model), lab, "images", str(directory))
-
-
-def dataset_inputs(directory: str | os.PathLike[str], model: Model, count: int) -> Inputs:
-    """The authors' speed-test set (:func:`qcnn.inputs.read_dataset`), first ``count`` images."""
-    images, labels = read_dataset(directory, model, count)
-    return Inputs(images, labels, "dataset", str(directory))
-
-
-# --------------------------------------------------------------------------- results
-@dataclass
-class Series:
-    """The timings of one engine (a backend or a peer) in one mode.
-
-    ``samples`` [repeat, batches] seconds per batch forward pass; ``layer_samples``
-    [repeat, batches, L, 3] seconds per (layer, total/table/lookup) with ``per_layer``.
-    """
-
-    engine: str
-    kind: str  # "backend" | "peer"
-    mode: str  # "float" | "quantized"
-    batch_size: int
-    samples: np.ndarray
-    layer_names: list[str] = field(default_factory=list)
-    layer_ops: list[str] = field(default_factory=list)
-    layer_providers: list[str] = field(default_factory=list)
-    layer_samples: np.ndarray | None = None
-    staged: list[bool] = field(default_factory=list)
-    fallbacks: list[str] = field(default_factory=list)
-    hits: np.ndarray | None = None  # [5] cumulative top-k hits over labeled images of run 0
-    labeled: int = 0
-    agreement: dict[str, Any] | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def runs_ms(self) -> np.ndarray:
-        """[repeat] ms per image of every run: mean over the run's batches / batch size."""
-        return self.samples.mean(axis=1) * 1e3 / self.batch_size
-
-    @property
-    def mean_ms(self) -> float:
-        return float(self.runs_ms.mean())
-
-    @property
-    def median_ms(self) -> float:
-        return float(np.median(self.runs_ms))
-
-    @property
-    def passes(self) -> int:
-        """Timed forward passes."""
-        return int(self.samples.size)
-
-    def accuracy(self) -> dict[str, Any] | None:
-        if self.hits is None or self.labeled == 0:
-            return None
-        return {"images": self.labeled, **{f"top{k + 1}": float(self.hits[k] / self.labeled) for k in range(5)}}
-
-    def layers(self) -> list[dict[str, Any]] | None:
-        """Per-layer ms per image (mean over all passes, and per run); table/lookup for staged kernels."""
-        if self.layer_samples is None:
-            return None
-        per_run = self.layer_samples.mean(axis=1) * 1e3 / self.batch_size  # [R, L, 3]
-        out = []
-        for i, name in enumerate(self.layer_names):
-            row: dict[str, Any] = {"name": name, "op": self.layer_ops[i], "provider": self.layer_providers[i],
-                                   "mean_ms": float(per_run[:, i, 0].mean()),
-                                   "runs_ms": [float(v) for v in per_run[:, i, 0]]}
-            if self.staged[i]:
-                row["table_ms"] = float(per_run[:, i, 1].mean())
-                row["lookup_ms"] = float(per_run[:, i, 2].mean())
-            out.append(row)
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        runs = self.runs_ms
-        return {
-            "engine": self.engine, "kind": self.kind, "mode": self.mode,
-            "runs_ms": [float(v) for v in runs], "mean_ms": self.mean_ms, "median_ms": self.median_ms,
-            "min_ms": float(runs.min()), "max_ms": float(runs.max()),
-            "samples_ms": (self.samples * 1e3 / self.batch_size).round(6).tolist(),
-            "passes": self.passes, "fallbacks": list(self.fallbacks), "accuracy": self.accuracy(),
-            "agreement": self.agreement, "layers": self.layers(), "info": self.info,
-        }
-
-
-@dataclass
-class BenchResult:
-    """Everything one :func:`run_bench` measured, with the machine it ran on. See ``docs/bench.md``."""
-
-    model: dict[str, Any]
-    protocol: dict[str, Any]
-    inputs: dict[str, Any]
-    theory: dict[str, Any]
-    machine: dict[str, Any]
-    series: list[Series]
-    skipped: list[dict[str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    created: str = ""
-    command: str | None = None
-
-    def get(self, engine: str, mode: str = "float") -> Series | None:
-        for s in self.series:
-            if s.engine == engine and s.mode == mode:
-                return s
-        return None
-
-    @property
-    def engines(self) -> list[str]:
-        return list(dict.fromkeys(s.engine for s in self.series))
-
-    def speedups(self) -> list[dict[str, Any]]:
-        """Per backend timed in both modes: float / quantized time (of the run means, and of the medians)."""
-        out = []
-        for engine in self.engines:
-            f, q = self.get(engine, "float"), self.get(engine, "quantized")
-            if f is not None and q is not None:
-                out.append({"engine": engine, "mean": f.mean_ms / q.mean_ms, "median": f.median_ms / q.median_ms})
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        from . import __version__
-
-        return {
-            "schema": SCHEMA, "qcnn_version": __version__, "created": self.created, "command": self.command,
-            "model": self.model, "protocol": self.protocol, "inputs": self.inputs, "theory": self.theory,
-            "machine": self.machine, "skipped": self.skipped, "notes": self.notes,
-            "series": [s.to_dict() for s in self.series], "speedups": self.speedups(),
-        }
-
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent) + "\n"
 
 
 # --------------------------------------------------------------------------- timing

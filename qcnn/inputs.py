@@ -7,7 +7,10 @@ Shared by ``qcnn run``, ``qcnn bench`` and ``qcnn quantize``; every problem is a
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -15,11 +18,14 @@ from .errors import QcnnError
 from .model import Model
 
 __all__ = ["IMAGE_SUFFIXES", "DATASET_IMAGES", "DATASET_LABELS", "image_files", "read_images", "read_npy",
-           "read_dataset"]
+           "read_dataset",
+           "Inputs", "random_inputs", "image_inputs", "dataset_inputs"]
 
 IMAGE_SUFFIXES = (".bmp", ".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".tif", ".tiff", ".gif", ".webp")
 DATASET_IMAGES = "dataMatTst.single.bin"  #: the authors' speed-test images, float32 [N, 3, H, W]
 DATASET_LABELS = "lablVecTst.uint16.bin"  #: their 0-based labels, uint16 [1, 1, 1, N]
+#: Random inputs: at most this many distinct images; batches cycle through them.
+MAX_RANDOM_IMAGES = 100
 
 
 def image_files(directory: str | os.PathLike[str]) -> list[Path]:
@@ -77,3 +83,63 @@ def read_dataset(directory: str | os.PathLike[str], model: Model,
         labels = raw.astype(np.int64)
     keep = slice(None) if count is None else slice(max(1, count))
     return np.ascontiguousarray(data[keep]), None if labels is None else labels[keep]
+
+
+@dataclass
+class Inputs:
+    """Images for the timed passes: ``images`` float32 [M, C, H, W] (preprocessed network
+    inputs), ``labels`` int64 [M] (-1 = unknown) or None.
+
+    Batch b of size B takes images b*B .. b*B+B-1; ``cycle`` wraps around past the last
+    image (random inputs), otherwise the last image is reused (the authors' rule).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray | None
+    kind: str
+    source: str
+    cycle: bool = False
+
+    def indices(self, b: int, batch_size: int) -> np.ndarray:
+        idx = np.arange(b * batch_size, (b + 1) * batch_size)
+        m = len(self.images)
+        return idx % m if self.cycle else np.minimum(idx, m - 1)
+
+    def batch(self, b: int, batch_size: int) -> np.ndarray:
+        """[B, C, H, W] float32 C-contiguous (a view when the images are consecutive)."""
+        idx = self.indices(b, batch_size)
+        if idx[-1] - idx[0] == batch_size - 1:
+            return self.images[idx[0]:idx[-1] + 1]
+        return np.ascontiguousarray(self.images[idx])
+
+    def batch_labels(self, b: int, batch_size: int) -> np.ndarray | None:
+        return None if self.labels is None else self.labels[self.indices(b, batch_size)]
+
+    def describe(self) -> dict[str, Any]:
+        labeled = 0 if self.labels is None else int((self.labels >= 0).sum())
+        return {"kind": self.kind, "source": self.source, "count": int(len(self.images)), "labeled": labeled}
+
+
+def random_inputs(shape: tuple[int, ...], count: int, seed: int = 0) -> Inputs:
+    """``min(count, 100)`` seeded images, uniform in [-128, 128) like mean-subtracted pixels."""
+    n = max(1, min(count, MAX_RANDOM_IMAGES))
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(-128.0, 128.0, size=(n, *shape)).astype(np.float32)
+    return Inputs(images, None, "random", f"uniform[-128, 128), seed {seed}", cycle=True)
+
+
+def image_inputs(directory: str | os.PathLike[str], model: Model, count: int,
+                 labels: Mapping[str, int] | None = None) -> Inputs:
+    """The first ``count`` images of ``directory`` (sorted by name), preprocessed for ``model``.
+
+    ``labels`` maps an image's base name without extension to its 0-based class id.
+    """
+    files = image_files(directory)[:max(1, count)]
+    lab = None if labels is None else np.array([labels.get(p.stem, -1) for p in files], np.int64)
+    return Inputs(read_images(files, model), lab, "images", str(directory))
+
+
+def dataset_inputs(directory: str | os.PathLike[str], model: Model, count: int) -> Inputs:
+    """The authors' speed-test set (:func:`qcnn.inputs.read_dataset`), first ``count`` images."""
+    images, labels = read_dataset(directory, model, count)
+    return Inputs(images, labels, "dataset", str(directory))

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 import qcnn
-from qcnn import reference as ref
 from qcnn import zoo
 from qcnn.backend import StagedKernel
 from qcnn.errors import QcnnError

@@ -296,7 +296,6 @@ def _lrn(layer: Layer, in_shape: tuple[int, ...]) -> Kernel:
         x = _batch(x, in_shape, layer.name)
         n, c = x.shape[:2]
         x3 = x.reshape(n, c, -1)
-        length = x3.shape[2]
         if fast:
             y = np.empty_like(x)
             km.lrn_avx512_075(x3, size, alpha / size, kk, y.reshape(n, c, -1))

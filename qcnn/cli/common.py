@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import QcnnError
 from ..model import Model
 
 __all__ = ["load_model_arg", "print_table", "emit_json", "human", "load_input", "add_backend_args"]
