@@ -319,6 +319,7 @@ def test_ec_steps_never_raise_the_error(float_model, digits, lname, setting, cap
     from tqdm import tqdm
 
     Q = sys.modules["qcnn.quantize"]
+    from qcnn import ec
     m = float_model
     index = m.spec.index(lname)
     layer, shape = m.spec.layers[index], m.spec.shapes()[index]
@@ -329,7 +330,7 @@ def test_ec_steps_never_raise_the_error(float_model, digits, lname, setting, cap
     st = Q._collect(layer, shape, w, groups, S * q.D, m, qcnn.compile(m), qcnn.compile, "reference", digits[0][:300],
                     index, m.spec.names, 100, None, np.random.default_rng(0), False, tqdm)
     codebook, codes = pq_layer(layer, w, q)
-    solver = Q._Solver(st, codebook, codes.reshape(codes.shape[0], kk, S), groups, kk, S * q.D)
+    solver = ec.Solver(st, codebook, codes.reshape(codes.shape[0], kk, S), groups, kk, S * q.D)
     solver.gw.capacity = capacity
     before = prev = st.loss(solver.w)
     for s in range(S):
@@ -344,4 +345,4 @@ def test_ec_steps_never_raise_the_error(float_model, digits, lname, setting, cap
         assert np.allclose(solver.gw.rows(0, probe), (st.G[0] @ solver.w[0])[probe])
     assert prev < 0.7 * before
     assert np.allclose(solver.gw.full(0), st.G[0] @ solver.w[0])
-    assert np.array_equal(solver.w[0], Q._decode_rows(solver.codebook, solver.codes, groups)[0])
+    assert np.array_equal(solver.w[0], ec.decode_rows(solver.codebook, solver.codes, groups)[0])
