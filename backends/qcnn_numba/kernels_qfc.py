@@ -1,7 +1,7 @@
 """Quantized fully-connected kernels: table building and look-up accumulation.
 
 Shapes: x [N, F] (flattened C,H,W), codebook laid out as ``cbt`` [S, D, KP]
-(KP = 32 for the register look-ups, zero-padded beyond K), table T [N, S, KP], bias [O],
+(KP = 16 for K <= 16 and 32 for K <= 32 with the register look-ups, zero-padded beyond K), table T [N, S, KP], bias [O],
 y [N, O]:
 
     T[n, s, k] = sum_{d < D, sD + d < F} x[n, sD + d] cb[s, k, d]
@@ -9,7 +9,8 @@ y [N, O]:
 
 Look-ups: with AVX-512 and K <= 32 the codes are bit-packed (5 bits, six per 32-bit word;
 4 bits, eight per word for K <= 16) and looked up 16 at a time in registers
-(``simd.lut32_packed``/``lut16_packed``): the fc6 codes stream 5.3 bits per weight instead of 8.
+(``simd.lut32_packed``/``lut16_packed``, prefetching ahead along the codes): the fc6 codes stream
+5.3 bits per weight instead of 8.
 Otherwise a portable scalar loop over codes in blocks [NB, S, 64] of 64 outputs.
 """
 
@@ -71,7 +72,7 @@ def qfc_table(x: np.ndarray, cbt: np.ndarray, nfeat: int, out: np.ndarray) -> No
 
 @njit(cache=True, parallel=True)
 def qfc_lookup_packed(table: np.ndarray, packed: np.ndarray, blk: int, bias: np.ndarray, out: np.ndarray) -> None:
-    """y[n, o] = b[o] + sum_s T[n, s, A[o, s]] on bit-packed codes (AVX-512; KP == 32):
+    """y[n, o] = b[o] + sum_s T[n, s, A[o, s]] on bit-packed codes (AVX-512; KP == 16 or 32):
     ``blk`` = 96 (5-bit codes, K <= 32) or 128 (4-bit, K <= 16) outputs per job, in registers."""
     n_img, nsub, kp = table.shape
     nblk = packed.shape[0]

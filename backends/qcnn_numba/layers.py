@@ -229,7 +229,7 @@ def _qfc(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ..
     n_out = codes.shape[0]
     nfeat = int(np.prod(in_shape))
     packed_path = HAS_AVX512 and ncode <= 32
-    kp = 32 if packed_path else ncode
+    kp = (16 if ncode <= 16 else 32) if packed_path else ncode  # table row: one or two registers
     cbt = np.zeros((nsub, dim, kp), f32)
     cbt[:, :, :ncode] = cb.transpose(0, 2, 1)
     if packed_path:

@@ -245,15 +245,21 @@ def _lut_packed_codegen(per_word: int, bits: int):  # type: ignore[no-untyped-de
             p_out = _vec16(builder, arr_out.data, builder.add(oo, ir.Constant(oo.type, 16 * q)))
             builder.store(builder.load(p_out, align=4), slot)
             slots.append((slot, p_out))
+        i8p = ir.IntType(8).as_pointer()
+        prefetch = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8")
+        ahead = ir.Constant(co.type, PREFETCH_BYTES // 4)  # codes are uint32 words
         with cgutils.for_range(builder, nsub_v) as loop:
             s = loop.index
-            tbase = builder.add(to, builder.mul(s, ir.Constant(s.type, 32)))
+            tbase = builder.add(to, builder.mul(s, ir.Constant(s.type, 32 if bits == 5 else 16)))
+            c_now = builder.add(co, builder.mul(s, cs))
+            builder.call(prefetch, [builder.bitcast(builder.gep(arr_codes.data, [builder.add(c_now, ahead)]), i8p),
+                                    ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
             t0 = builder.load(_vec16(builder, arr_tab.data, tbase), align=4)
             if bits == 5:
                 t1 = builder.load(_vec16(builder, arr_tab.data, builder.add(tbase, ir.Constant(s.type, 16))),
                                   align=4)
-            pc = builder.bitcast(builder.gep(arr_codes.data, [builder.add(co, builder.mul(s, cs))]),
-                                 v16i.as_pointer())
+            pc = builder.bitcast(builder.gep(arr_codes.data, [c_now]), v16i.as_pointer())
             raw = builder.load(pc, align=4)
             for q in range(per_word):
                 idx = raw if q == 0 else builder.lshr(raw, ir.Constant(v16i, [bits * q] * 16))
@@ -266,6 +272,12 @@ def _lut_packed_codegen(per_word: int, bits: int):  # type: ignore[no-untyped-de
 
     return codegen
 
+
+#: Software prefetch distance along the packed fc codes (bytes ahead of the word being read): the
+#: look-up streams the codes once per image, cold in a whole-network pass, and the hardware
+#: prefetcher alone keeps too few lines in flight. Prefetching past the array's end is harmless
+#: (a hint, never a fault).
+PREFETCH_BYTES = 4096
 
 #: codes per 32-bit word and bits per code of the packed fc look-ups (K <= 32, K <= 16)
 PACK32 = (6, 5)
@@ -290,7 +302,7 @@ def lut32_packed(typingctx, out, o_off, table, t_off, codes, c_off, c_stride, ns
 def lut16_packed(typingctx, out, o_off, table, t_off, codes, c_off, c_stride, nsub):  # type: ignore[no-untyped-def]
     """As :func:`lut32_packed` for K <= 16: 4-bit codes, eight to a word (bits 4q..4q+3), 128
     outputs at once, 16-entry table in one register looked up by ``vpermps`` (low 4 index bits);
-    table rows are still 32 floats apart."""
+    table rows are 16 floats apart: out[o_off + i] += sum_s table[t_off + 16 s + code(s, i)]."""
     return types.void(out, o_off, table, t_off, codes, c_off, c_stride, nsub), _lut_packed_codegen(*PACK16)
 
 
