@@ -38,6 +38,16 @@ _CHUNK = 32  # vectors (512 floats) of table positions per pass: the input rows 
 _KBLOCK = 16  # codewords per table job
 
 
+@njit(cache=True)
+def _zeros64(size: int) -> np.ndarray:
+    """A zeroed float32 [size] starting on a 64-byte boundary: accumulator rows and table planes
+    a whole number of 16-float vectors apart then load and store without cache-line splits
+    (the allocator's alignment varies from process to process, and with it the speed)."""
+    buf = np.zeros(size + 15, np.float32)
+    b0 = (16 - (buf.ctypes.data // 4) % 16) % 16
+    return buf[b0:b0 + size]
+
+
 @njit(cache=True, parallel=True)
 def phase_split(x: np.ndarray, pad: int, st: int, hq: int, wq: int, out: np.ndarray) -> None:
     """x [N, C, H, W] -> out [N, C, st*st, hq*wq] (out zeroed by the caller: padding stays 0)."""
@@ -228,7 +238,7 @@ def qconv_lookup(tf: np.ndarray, dims: np.ndarray, codes: np.ndarray, tap_off: n
         n = job // (nblk * groups)
         o0 = g * og + blk * block
         nb = min(block, (g + 1) * og - o0)
-        acc = np.empty(nb * pitch, np.float32)
+        acc = _zeros64(nb * pitch)
         for i0 in range(0, ho, band):
             rows = min(band, ho - i0)
             nvec = ((rows - 1) * wq + wo + 15) // 16
@@ -272,8 +282,9 @@ def qconv_fused(xf: np.ndarray, dims: np.ndarray, cb: np.ndarray, codes: np.ndar
         n = job // (nblk * groups)
         o0 = g * og + blk * block
         nb = min(block, (g + 1) * og - o0)
-        acc = np.empty(nb * pitch, np.float32)
-        tile = np.zeros(ncode * tstride + 16, np.float32)  # tails read only into dropped lanes: keep finite
+        buf = _zeros64(nb * pitch + ncode * tstride + 16)
+        acc = buf[:nb * pitch]
+        tile = buf[nb * pitch:]  # tails read only into dropped lanes: keep finite
         for i0 in range(0, ho, band):
             rows = min(band, ho - i0)
             nvec = ((rows - 1) * wq + wo + 15) // 16

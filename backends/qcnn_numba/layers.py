@@ -36,6 +36,14 @@ def _c32(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=f32)
 
 
+def _aligned64(size: int, zero: bool = True) -> np.ndarray:
+    """float32 [size] (zeroed unless ``zero`` is False) starting on a 64-byte boundary: rows a whole
+    number of 16-float vectors apart then load and store without cache-line splits."""
+    buf = (np.zeros if zero else np.empty)(size + 16, f32)
+    b0 = (-(buf.ctypes.data // 4)) % 16
+    return buf[b0:b0 + size]
+
+
 def _batch(x: np.ndarray, in_shape: tuple[int, ...], name: str) -> np.ndarray:
     """x as a C-contiguous float32 [N, *in_shape] batch; anything else is a one-line QcnnError
     (the kernels index without bounds checks)."""
@@ -182,14 +190,14 @@ def _qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, 
         """x -> xph flat [N, C, P, Hq Wq] + slack (zero padding)."""
         x = _batch(x, in_shape, layer.name)
         n = x.shape[0]
-        flat = np.zeros(n * c * plen + _SLACK, f32)
+        flat = _aligned64(n * c * plen + _SLACK)
         kq.phase_split(x, pad, st, hq, wq, flat[:n * c * plen].reshape(n, c, nph, hq * wq))
         return flat
 
     def table(x: np.ndarray) -> np.ndarray:
         n = len(x)
         xph = split(x)
-        out = np.empty(n * per_image + _SLACK, f32)
+        out = _aligned64(n * per_image + _SLACK, zero=False)
         out[-_SLACK:] = 0.0  # read only into dropped lanes, but keep it finite
         kq.qconv_table(xph, np.array([n, c, groups, plen, pstride], np.int64), cb, out)
         return out
