@@ -66,6 +66,8 @@ CONV_CASES = [
     (9, 15, 16, 6, 4, 3, 2, 3, "16:7", 3),     # D = 16 > Cg = 3, stride 3, even kernel
     (10, 12, 9, 4, 2, 4, 1, 2, "3:64", 1),     # stride 4 > kernel
     (16, 8, 8, 8, 7, 1, 3, 1, "9:33", 1),      # D = 9 > 8 rows per pass, K = 33
+    (10, 13, 13, 16, 3, 1, 1, 2, "4:32", 3),   # narrow band path, conv3-like: bands 4, 4, 4, 1
+    (5, 6, 11, 8, 5, 1, 2, 1, "8:16", 2),      # narrow band path, k = 5, short last band, D > C
     (5, 30, 21, 4, 6, 2, 0, 1, None, 3),       # float, non-square
     (6, 14, 9, 6, 3, 3, 1, 3, None, 1),        # float grouped, stride 3
     (8, 7, 7, 4, 1, 1, 0, 2, None, 3),         # float 1x1 (no im2col)
@@ -200,6 +202,7 @@ def test_one_and_two_threads_give_identical_results(backend) -> None:  # type: i
         (Layer("c1", "conv", out=16, kernel=11, stride=4, quant=Quant(8, 128)), (3, 47, 39), 1),
         (Layer("c2", "conv", out=32, kernel=5, pad=2, groups=2, quant=Quant(8, 64)), (16, 13, 13), 3),
         (Layer("c3", "conv", out=8, kernel=3, pad=1), (6, 12, 12), 3),
+        (Layer("c4", "conv", out=24, kernel=3, pad=1, groups=2, quant=Quant(8, 32)), (16, 13, 13), 1),
         (Layer("f1", "fc", out=600, quant=Quant(4, 32)), (256,), 3),
         (Layer("f2", "fc", out=300, quant=Quant(2, 64)), (64,), 1),
         (Layer("n1", "lrn"), (12, 9, 9), 3),

@@ -32,7 +32,7 @@ from .simd import (dot1, dot1_acc, dot1_pair, dot2, dot2_acc, dot2_pair, dot3, d
                    dot7_pair, dot8, dot8_acc, dot8_pair, window_add1, window_add2, window_add3, window_add4,
                    window_add5, window_add6, window_add7, window_add8, window_add9)
 
-__all__ = ["phase_split", "qconv_table", "qconv_lookup", "qconv_fused"]
+__all__ = ["phase_split", "qconv_table", "qconv_lookup", "qconv_fused", "qconv_band"]
 
 _CHUNK = 32  # vectors (512 floats) of table positions per pass: the input rows stay in L1
 _KBLOCK = 16  # codewords per table job
@@ -304,3 +304,53 @@ def qconv_fused(xf: np.ndarray, dims: np.ndarray, cb: np.ndarray, codes: np.ndar
             for oo in range(nb):
                 for i in range(rows):
                     out[n, o0 + oo, i0 + i, :] = acc[oo * pitch + i * wq:oo * pitch + i * wq + wo]
+
+
+@njit(cache=True, parallel=True)
+def qconv_band(xf: np.ndarray, dims: np.ndarray, cb: np.ndarray, offs: np.ndarray, bias: np.ndarray,
+               bo: int, out: np.ndarray) -> None:
+    """Narrow stride-1 quantized conv (a padded input row fits one 16-float vector), band by band.
+
+    xf = the zero-padded input flat [N, C, Hq, 16] + slack (rows padded to one vector);
+    dims = (C, G, Hq, k); offs [O, S, k k] int64 = code(o, s, u, v) BR 16 + u 16 + v with
+    BR = bo + k - 1 (taps row-major); bias [O]; out [N, O, Ho, Wo]. Jobs are (image, band of
+    ``bo`` output rows). For each (group, subspace) the band's table, a tile [K, BR, 16], is built
+    and every output channel of the group adds its k k taps: output row i0 + q of tap (u, v) with
+    code a is tile[a, u + q, v:v + 16], so one offset serves the band's rows (vectors 16 floats
+    apart, tap (u, 0) aligned). Per output: bias, then subspaces ascending, each subspace's taps
+    summed as in :func:`qconv_lookup` (a balanced tree of up to nine) - the same sums in the same
+    order as the staged table + look-up, bit for bit, for any thread count.
+    """
+    ch, groups, hq, kk = dims[0], dims[1], dims[2], dims[3]
+    nsub, ncode, dim = cb.shape
+    wf = cb.ravel()
+    cg = ch // groups
+    n_img, n_out, ho, wo = out.shape
+    og = n_out // groups
+    ntap = kk * kk
+    tstride = (bo + kk - 1) * 16
+    nbands = (ho + bo - 1) // bo
+    hw = hq * 16
+    pitch = bo * 16 + 16
+    for job in prange(n_img * nbands):
+        n = job // nbands
+        i0 = (job % nbands) * bo
+        rows = min(bo, ho - i0)
+        tvec = min(rows + kk - 1, hq - i0)
+        buf = _zeros64(n_out * pitch + ncode * tstride + 16)
+        acc = buf[:n_out * pitch]
+        tile = buf[n_out * pitch:]  # rows a short band leaves unbuilt feed dropped lanes only
+        zero = np.zeros(ntap, np.int64)
+        for o in range(n_out):
+            acc[o * pitch:(o + 1) * pitch] = bias[o]
+        for g in range(groups):
+            for s in range(nsub):
+                c0 = g * cg + s * dim
+                deff = min(dim, cg - s * dim)
+                _dot_codewords(tile, 0, tstride, xf, (n * ch + c0) * hw + i0 * 16, hw, wf, s * ncode * dim, dim,
+                               deff, 0, ncode, tvec)
+                for o in range(g * og, (g + 1) * og):
+                    _accumulate(acc, o * pitch, tile, zero, 0, ntap, 0, 0, offs[o, s], rows)
+        for o in range(n_out):
+            for q in range(rows):
+                out[n, o, i0 + q, :] = acc[o * pitch + q * 16:o * pitch + q * 16 + wo]

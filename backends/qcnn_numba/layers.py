@@ -226,7 +226,44 @@ def _qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, 
                        ph_start, bias, block, band, y)
         return y
 
+    if st == 1 and wq <= 16 and BAND_ROWS:
+        return TiledStagedKernel(table, lookup, _band_path(layer, in_shape, cb, codes_t, bias, threads))
     return TiledStagedKernel(table, lookup, fused)
+
+
+#: Output rows per band of the narrow path (at most; fewer when threads need more bands).
+BAND_ROWS = 4
+
+
+def _band_path(layer: Layer, in_shape: tuple[int, ...], cb: np.ndarray, codes_t: np.ndarray,
+               bias: np.ndarray, threads: Callable[[], int]) -> Kernel:
+    """Narrow stride-1 quantized conv (padded rows fit one 16-float vector): x -> y [N, O, Ho, Wo]
+    by :func:`kernels_qconv.qconv_band`; codes_t [O, S, k k] (taps row-major) become flat offsets
+    into a band's table tile, one set per band height."""
+    c, h, w = in_shape
+    k, pad, groups = layer.kernel, layer.pad, layer.groups
+    hq = h + 2 * pad
+    ho = _out_size(h, k, 1, pad)
+    wo = _out_size(w, k, 1, pad)
+    n_out = codes_t.shape[0]
+    tap = np.array([u * 16 + v for u in range(k) for v in range(k)], np.int64)
+    dims = np.array([c, groups, hq, k], np.int64)
+    offs_by_bo: dict[int, np.ndarray] = {}
+
+    def kernel(x: np.ndarray) -> np.ndarray:
+        x = _batch(x, in_shape, layer.name)
+        n = x.shape[0]
+        bands = max(1, -(-threads() // n))
+        bo = max(1, min(BAND_ROWS, -(-ho // bands)))
+        if bo not in offs_by_bo:
+            offs_by_bo[bo] = np.ascontiguousarray(codes_t.astype(np.int64) * ((bo + k - 1) * 16) + tap)
+        flat = _aligned64(n * c * hq * 16 + _SLACK)
+        kq.phase_split(x, pad, 1, hq, 16, flat[:n * c * hq * 16].reshape(n, c, 1, hq * 16))
+        y = np.empty((n, n_out, ho, wo), f32)
+        kq.qconv_band(flat, dims, cb, offs_by_bo[bo], bias, bo, y)
+        return y
+
+    return kernel
 
 
 def _qfc(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...]) -> StagedKernel:
