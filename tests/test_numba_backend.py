@@ -66,8 +66,8 @@ CONV_CASES = [
     (9, 15, 16, 6, 4, 3, 2, 3, "16:7", 3),     # D = 16 > Cg = 3, stride 3, even kernel
     (10, 12, 9, 4, 2, 4, 1, 2, "3:64", 1),     # stride 4 > kernel
     (16, 8, 8, 8, 7, 1, 3, 1, "9:33", 1),      # D = 9 > 8 rows per pass, K = 33
-    (10, 13, 13, 16, 3, 1, 1, 2, "4:32", 3),   # narrow band path, conv3-like: bands 4, 4, 4, 1
-    (5, 6, 11, 8, 5, 1, 2, 1, "8:16", 2),      # narrow band path, k = 5, short last band, D > C
+    (10, 13, 13, 16, 3, 1, 1, 2, "4:32", 3),   # narrow band path, conv3-like
+    (5, 6, 11, 8, 5, 1, 2, 1, "8:16", 2),      # narrow band path, k = 5, D > C
     (5, 30, 21, 4, 6, 2, 0, 1, None, 3),       # float, non-square
     (6, 14, 9, 6, 3, 3, 1, 3, None, 1),        # float grouped, stride 3
     (8, 7, 7, 4, 1, 1, 0, 2, None, 3),         # float 1x1 (no im2col)
@@ -93,6 +93,21 @@ def test_conv_matches_reference(backend, case) -> None:  # type: ignore[no-untyp
     else:
         want = ref.conv(x, params["weight"], params["bias"], st, pad, g)
     assert rel_err(y, want) < TOL
+
+
+@pytest.mark.parametrize("rows", [1, 4, 5])
+def test_narrow_band_path_in_several_bands(backend, rows, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Bands of 1, 4 (13 = 4 + 4 + 4 + 1) and 5 output rows: same bits as the staged stages, reference values."""
+    import qcnn_numba.layers as nl
+
+    monkeypatch.setattr(nl, "BAND_ROWS", rows)
+    layer = Layer("c", "conv", out=16, kernel=3, pad=1, groups=2, quant=Quant.parse("4:32"))
+    params = conv_params(layer, 10)
+    x = batch(2, (10, 13, 13))
+    kernel = backend.prepare(layer, params, (10, 13, 13))
+    y = kernel(x)
+    assert np.array_equal(kernel.lookup(kernel.table(x)), y)
+    assert rel_err(y, ref.qconv(x, params["codebook"], params["codes"], params["bias"], 1, 1, 2)) < TOL
 
 
 # (F shape, out, D:K, N)

@@ -312,7 +312,7 @@ def qconv_band(xf: np.ndarray, dims: np.ndarray, cb: np.ndarray, offs: np.ndarra
     """Narrow stride-1 quantized conv (a padded input row fits one 16-float vector), band by band.
 
     xf = the zero-padded input flat [N, C, Hq, 16] + slack (rows padded to one vector);
-    dims = (C, G, Hq, k); offs [O, S, k k] int64 = code(o, s, u, v) BR 16 + u 16 + v with
+    dims = (C, G, Hq, k); offs [O, S, k k] int32 = code(o, s, u, v) BR 16 + u 16 + v with
     BR = bo + k - 1 (taps row-major); bias [O]; out [N, O, Ho, Wo]. Jobs are (image, band of
     ``bo`` output rows). For each (group, subspace) the band's table, a tile [K, BR, 16], is built
     and every output channel of the group adds its k k taps: output row i0 + q of tap (u, v) with
