@@ -177,6 +177,17 @@ def _tap_groups_tr(k: int, st: int, s: int, block_bytes: int,
     return (np.array(taps, np.int64).reshape(-1, 3), np.array(gstart, np.int32), np.array(gdu, np.int32))
 
 
+def _phase_split(x: np.ndarray, layer: Layer, chw: tuple[int, int, int], st: int,
+                 hqwq: tuple[int, int]) -> np.ndarray:
+    """x [N, C, H, W] zero-padded by ``layer.pad`` and split into its st*st stride phases,
+    [N, C, Hq, st*st, Wq] (the layout ``qc_pad_phase`` writes)."""
+    (c, h, w), (hq, wq) = chw, hqwq
+    n = x.shape[0]
+    xq = empty((n, c, hq, st * st, wq), layer.name, "the padded input")
+    lib.qc_pad_phase(ptr(ffi, x), n, c, h, w, layer.pad, st, hq, wq, ptr(ffi, xq))
+    return xq
+
+
 def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...]) -> StagedKernel:
     """A staged kernel x [N, C, H, W] -> y [N, O, Ho, Wo] for a product-quantized conv."""
     c, h, w, ho, wo = conv_geometry(layer, in_shape)
@@ -250,11 +261,7 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
 
     def table(x: np.ndarray) -> ConvTable:
         n = check_batch(x, in_shape, layer.name)
-        if direct:
-            xq = x
-        else:
-            xq = empty((n, c, hq, p_, wq), layer.name, "the padded input")
-            lib.qc_pad_phase(ptr(ffi, x), n, c, h, w, pad, st, hq, wq, ptr(ffi, xq))
+        xq = x if direct else _phase_split(x, layer, (c, h, w), st, (hq, wq))
         data = tables.get(n * tsize + slack, lambda size: empty(size, layer.name, f"the look-up table of batch {n}"))
         lib.qc_qconv_table(ptr(ffi, xq), n, c, groups, p_, hq, wq, ptrs["cb"], s, kk, d, TABLE_SIMD, ptr(ffi, data))
         return ConvTable(data, n, owner)
@@ -298,11 +305,7 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
 
     def fused(x: np.ndarray) -> np.ndarray:
         n = check_batch(x, in_shape, layer.name)
-        if direct:
-            xq = x
-        else:
-            xq = empty((n, c, hq, p_, wq), layer.name, "the padded input")
-            lib.qc_pad_phase(ptr(ffi, x), n, c, h, w, pad, st, hq, wq, ptr(ffi, xq))
+        xq = x if direct else _phase_split(x, layer, (c, h, w), st, (hq, wq))
         nth = max(1, int(lib.qc_get_threads()))
         scratch = scratch_cache.get(nth * per_thread,
                                     lambda size: empty(size, layer.name, "the fused table rows"))
@@ -357,11 +360,7 @@ def _band_path(layer: Layer, chw: tuple[int, int, int], howo: tuple[int, int], h
 
     def band(x: np.ndarray) -> np.ndarray:
         n = check_batch(x, (c, h, w), layer.name)
-        if direct:
-            xq = x
-        else:
-            xq = empty((n, c, hq, 1, wq), layer.name, "the padded input")
-            lib.qc_pad_phase(ptr(ffi, x), n, c, h, w, pad, 1, hq, wq, ptr(ffi, xq))
+        xq = x if direct else _phase_split(x, layer, (c, h, w), 1, (hq, wq))
         nth = max(1, int(lib.qc_get_threads()))
         scratch = scratch_cache.get(nth * per_thread, lambda size: empty(size, layer.name, "the band tables"))
         y = np.empty((n, o, ho, wo), f32)
