@@ -27,7 +27,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .simd import (dot1, dot1_acc, dot1_pair, dot2, dot2_acc, dot2_pair, dot3, dot3_acc, dot3_pair, dot4,
+from .simd import (channels_add1, channels_add2, channels_add3, channels_add4, channels_add5, channels_add6,
+                   channels_add7, channels_add8, channels_add9, dot1, dot1_acc, dot1_pair, dot2, dot2_acc, dot2_pair, dot3, dot3_acc, dot3_pair, dot4,
                    dot4_acc, dot4_pair, dot5, dot5_acc, dot5_pair, dot6, dot6_acc, dot6_pair, dot7, dot7_acc,
                    dot7_pair, dot8, dot8_acc, dot8_pair, window_add1, window_add2, window_add3, window_add4,
                    window_add5, window_add6, window_add7, window_add8, window_add9)
@@ -216,6 +217,36 @@ def _accumulate(acc: np.ndarray, a0: int, tab: np.ndarray, cs: np.ndarray, t0: i
         t += r
 
 
+@njit(cache=True, inline="always")
+def _accumulate_channels(acc: np.ndarray, a0: int, astride: int, tab: np.ndarray, offs: np.ndarray, f0: int,
+                         fstride: int, ntap: int, nch: int, nvec: int) -> None:
+    """For ch < nch: acc[a0 + ch astride:][:16 nvec] += the windows of taps 0..ntap, the window starts
+    offs[f0 + ch fstride + t] (int32); up to nine taps per pass, in the order of :func:`_accumulate`."""
+    t = 0
+    while t < ntap:
+        r = min(9, ntap - t)
+        f = f0 + t
+        if r == 9:
+            channels_add9(acc, a0, astride, tab, offs, f, fstride, nch, nvec)
+        elif r == 8:
+            channels_add8(acc, a0, astride, tab, offs, f, fstride, nch, nvec)
+        elif r == 7:
+            channels_add7(acc, a0, astride, tab, offs, f, fstride, nch, nvec)
+        elif r == 6:
+            channels_add6(acc, a0, astride, tab, offs, f, fstride, nch, nvec)
+        elif r == 5:
+            channels_add5(acc, a0, astride, tab, offs, f, fstride, nch, nvec)
+        elif r == 4:
+            channels_add4(acc, a0, astride, tab, offs, f, fstride, nch, nvec)
+        elif r == 3:
+            channels_add3(acc, a0, astride, tab, offs, f, fstride, nch, nvec)
+        elif r == 2:
+            channels_add2(acc, a0, astride, tab, offs, f, fstride, nch, nvec)
+        else:
+            channels_add1(acc, a0, astride, tab, offs, f, fstride, nch, nvec)
+        t += r
+
+
 @njit(cache=True, parallel=True)
 def qconv_lookup(tf: np.ndarray, dims: np.ndarray, codes: np.ndarray, tap_off: np.ndarray,
                  ph_start: np.ndarray, bias: np.ndarray, block: int, band: int, out: np.ndarray) -> None:
@@ -332,6 +363,7 @@ def qconv_band(xf: np.ndarray, dims: np.ndarray, cb: np.ndarray, offs: np.ndarra
     nbands = (ho + bo - 1) // bo
     hw = hq * 16
     pitch = bo * 16 + 16
+    flat_offs = offs.ravel()
     for job in prange(n_img * nbands):
         n = job // nbands
         i0 = (job % nbands) * bo
@@ -340,7 +372,6 @@ def qconv_band(xf: np.ndarray, dims: np.ndarray, cb: np.ndarray, offs: np.ndarra
         buf = _zeros64(n_out * pitch + ncode * tstride + 16)
         acc = buf[:n_out * pitch]
         tile = buf[n_out * pitch:]  # rows a short band leaves unbuilt feed dropped lanes only
-        zero = np.zeros(ntap, np.int64)
         for o in range(n_out):
             acc[o * pitch:(o + 1) * pitch] = bias[o]
         for g in range(groups):
@@ -349,8 +380,8 @@ def qconv_band(xf: np.ndarray, dims: np.ndarray, cb: np.ndarray, offs: np.ndarra
                 deff = min(dim, cg - s * dim)
                 _dot_codewords(tile, 0, tstride, xf, (n * ch + c0) * hw + i0 * 16, hw, wf, s * ncode * dim, dim,
                                deff, 0, ncode, tvec)
-                for o in range(g * og, (g + 1) * og):
-                    _accumulate(acc, o * pitch, tile, zero, 0, ntap, 0, 0, offs[o, s], rows)
+                _accumulate_channels(acc, g * og * pitch, pitch, tile, flat_offs, (g * og * nsub + s) * ntap,
+                                     nsub * ntap, ntap, og, rows)
         for o in range(n_out):
             for q in range(rows):
                 out[n, o, i0 + q, :] = acc[o * pitch + q * 16:o * pitch + q * 16 + wo]

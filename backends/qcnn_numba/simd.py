@@ -1,7 +1,8 @@
 """CPU feature detection and the hand-written SIMD primitives (numba intrinsics emitting LLVM IR).
 
 * ``window_add1..9``: acc += sums of shifted table windows, whole 16-float vectors
-  (quantized conv look-up; portable LLVM vectors);
+  (quantized conv look-up; portable LLVM vectors); ``channels_add1..9`` the same over a run of
+  channels with the window starts read from an offset array (the band path);
 * ``dotR``, ``dotR_acc``, ``dotR_pair``: LUT rows as FMA chains (quantized conv table; portable);
 * ``lut32_packed``/``lut16_packed``: quantized fc look-ups with the table held in AVX-512
   registers, ``vpermi2ps``/``vpermps`` on bit-packed codes (AVX-512F only);
@@ -19,7 +20,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = ["HAS_AVX512", "cpu_name", "simd_level", "window_add1", "window_add2", "window_add3", "window_add4",
-           "window_add5", "window_add6", "window_add7", "window_add8", "window_add9", "pow_m075", "lut32_packed",
+           "window_add5", "window_add6", "window_add7", "window_add8", "window_add9", "channels_add1",
+           "channels_add2", "channels_add3", "channels_add4", "channels_add5", "channels_add6", "channels_add7",
+           "channels_add8", "channels_add9", "pow_m075", "lut32_packed",
            "lut16_packed", "PACK32", "PACK16"]
 
 
@@ -97,6 +100,50 @@ def _window_intrinsic(ntap: int):  # type: ignore[no-untyped-def]
 
 window_add1, window_add2, window_add3, window_add4, window_add5, window_add6, window_add7, window_add8, \
     window_add9 = (_window_intrinsic(t) for t in range(1, 10))
+
+
+def _channels_codegen(ntap: int):  # type: ignore[no-untyped-def]
+    """LLVM code for ``window_add{ntap}`` over a run of channels, the window starts read from an
+    int32 offset array: for ch < nch, with f = f0 + ch fstride and q_t = offs[f + t],
+    acc[a0 + ch astride + i] += sum_t table[q_t + i], i < 16 nvec, summed as in ``window_add``."""
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        acc_v, a0, astride, tab_v, offs_v, f0, fstride, nch, nvec = args
+        arr_acc = context.make_array(signature.args[0])(context, builder, acc_v)
+        arr_tab = context.make_array(signature.args[3])(context, builder, tab_v)
+        arr_offs = context.make_array(signature.args[4])(context, builder, offs_v)
+        with cgutils.for_range(builder, nch) as chan:
+            f = builder.add(f0, builder.mul(chan.index, fstride))
+            offs = [builder.sext(builder.load(builder.gep(arr_offs.data, [builder.add(f, ir.Constant(f.type, t))])),
+                                 f.type) for t in range(ntap)]
+            ao = builder.add(a0, builder.mul(chan.index, astride))
+            with cgutils.for_range(builder, nvec) as loop:
+                j = builder.mul(loop.index, ir.Constant(loop.index.type, 16))
+                vals = [builder.load(_vec16(builder, arr_tab.data, builder.add(q, j)), align=4) for q in offs]
+                while len(vals) > 1:
+                    vals = [builder.fadd(vals[i], vals[i + 1]) if i + 1 < len(vals) else vals[i]
+                            for i in range(0, len(vals), 2)]
+                p_acc = _vec16(builder, arr_acc.data, builder.add(ao, j))
+                builder.store(builder.fadd(builder.load(p_acc, align=4), vals[0]), p_acc, align=4)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+def _channels_intrinsic(ntap: int):  # type: ignore[no-untyped-def]
+    def impl(typingctx, acc, a0, astride, table, offs, f0, fstride, nch, nvec):  # type: ignore[no-untyped-def]
+        return (types.void(acc, a0, astride, table, offs, f0, fstride, nch, nvec), _channels_codegen(ntap))
+
+    impl.__name__ = f"channels_add{ntap}"
+    impl.__doc__ = (f"For ch < nch: acc[a0 + ch astride + i] += sum of table[offs[f0 + ch fstride + t] + i] over "
+                    f"t < {ntap}, i < 16 nvec (offs int32).")
+    return intrinsic(impl)
+
+
+# channels_addT(acc, a0, astride, table, offs, f0, fstride, nch, nvec), T = 1..9 taps: the band
+# path's look-up of a run of channels in one call (no per-channel call overhead).
+channels_add1, channels_add2, channels_add3, channels_add4, channels_add5, channels_add6, channels_add7, \
+    channels_add8, channels_add9 = (_channels_intrinsic(t) for t in range(1, 10))
 
 
 def _dot_codegen(nrows: int, accumulate: bool, ncw: int = 1):  # type: ignore[no-untyped-def]
