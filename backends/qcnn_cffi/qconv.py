@@ -4,14 +4,15 @@ Table: the input is zero-padded and split into st x st stride phases, xq [N, C, 
 (P = st^2, Hq = ceil((H + 2p) / st)); then per (sample, group g, subspace s, row i) one SGEMM gives
     T[n, g, s, i] [K, P Wq] = codebook[s][:, :dv] @ xq[n, g Cg + s D : g Cg + s D + dv, i],
 with dv = min(D, Cg - s D), so T is [N, G, S, Hq, K, P, Wq] (by default the same small GEMMs
-are computed by explicit SIMD FMAs, see :data:`TABLE_SIMD`). Look-up:
+are computed by explicit SIMD FMAs, see :data:`TABLE_SIMD`; a code's P Wq values are followed by
+a cache line of zeros when P Wq is a multiple of 1 KB, see :func:`code_stride`). Look-up:
     y[n, o, i, j] = b[o] + sum_{u, v, s} T[n, g, s, i + u // st, A[o,u,v,s], phase(u, v), j + v // st],
 phase(u, v) = (u % st) st + v % st, as contiguous vector adds along j (see ``csrc/qc_qconv.c``).
 (Layers with output rows wider than a vector pad Wq to whole vectors, see :data:`PAD_WIDTH`.)
 
 The kernel is a :class:`FusedQConv`: ``table``/``lookup`` are the two stages above (for stage
 timing), but its call runs ``qc_qconv_fused``, which builds table row rho of every (group,
-subspace), [G, S, K, P, Wq] (AlexNet: 190-470 KB), into a per-thread buffer just before the
+subspace), [G, S, K, P, Wq] (AlexNet: 190-520 KB), into a per-thread buffer just before the
 look-ups that read it, so the table never goes to memory (conv1's full table is 27 MB). Same
 values and the same summation order as the table-row-major look-up: bit-identical results.
 Narrow stride-1 layers (Wo <= one vector, AlexNet conv3-5) instead take the band path
@@ -177,6 +178,14 @@ def _tap_groups_tr(k: int, st: int, s: int, block_bytes: int,
     return (np.array(taps, np.int64).reshape(-1, 3), np.array(gstart, np.int32), np.array(gdu, np.int32))
 
 
+def code_stride(pw: int, vl: int) -> int:
+    """Floats between consecutive codes' rows in a table row: ``pw`` (= P Wq, the row's values),
+    plus one cache line when that is a multiple of 1 KB. Codes a multiple of 4 KB apart (AlexNet
+    conv1: 16 phases x 64 columns) map to the same few L1 sets, so a (row, phase) block of all K
+    codes could never be held in L1 at once."""
+    return pw + max(vl, 16) if (pw * 4) % 1024 == 0 else pw
+
+
 def _phase_split(x: np.ndarray, layer: Layer, chw: tuple[int, int, int], st: int,
                  hqwq: tuple[int, int]) -> np.ndarray:
     """x [N, C, H, W] zero-padded by ``layer.pad`` and split into its st*st stride phases,
@@ -207,7 +216,8 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
     vl = int(lib.qc_conv_chunk())
     if PAD_WIDTH and wo > vl:
         wq = -(-wq // vl) * vl  # whole vectors per table row: no masked tails, aligned dv = 0 taps
-    rowstride = kk * p_ * wq  # floats per table row (all codes and phases of one phase row)
+    cs = code_stride(p_ * wq, vl)  # floats per code in a table row
+    rowstride = kk * cs  # floats per table row (all codes and phases of one phase row)
     gsize = s * hq * rowstride  # floats per group table
     tsize = groups * gsize
     r = int(lib.qc_conv_r())
@@ -235,7 +245,7 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
         gdu = np.zeros(len(gstart) - 1, np.int32)
     tu, tv, ts = taps[:, 0], taps[:, 1], taps[:, 2]
     tap_off = (ts * hq + tu // st) * rowstride + ((tu % st) * st + tv % st) * wq + tv // st  # [ntaps]
-    code_off = codes[:, tu, tv, ts].astype(np.int64) * (p_ * wq)  # [O, ntaps]
+    code_off = codes[:, tu, tv, ts].astype(np.int64) * cs  # [O, ntaps]
     offs = tap_off[None] + code_off  # [O, ntaps]
     offs_t = np.ascontiguousarray(offs[chan].transpose(0, 2, 1)).astype(np.int32)  # [ntiles, ntaps, R]
     bias_t = np.ascontiguousarray(bias[chan])
@@ -263,7 +273,8 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
         n = check_batch(x, in_shape, layer.name)
         xq = x if direct else _phase_split(x, layer, (c, h, w), st, (hq, wq))
         data = tables.get(n * tsize + slack, lambda size: empty(size, layer.name, f"the look-up table of batch {n}"))
-        lib.qc_qconv_table(ptr(ffi, xq), n, c, groups, p_, hq, wq, ptrs["cb"], s, kk, d, TABLE_SIMD, ptr(ffi, data))
+        lib.qc_qconv_table(ptr(ffi, xq), n, c, groups, p_, hq, wq, cs, ptrs["cb"], s, kk, d, TABLE_SIMD,
+                           ptr(ffi, data))
         return ConvTable(data, n, owner)
 
     def lookup(t: ConvTable) -> np.ndarray:
@@ -286,14 +297,15 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
                             o, ho, wo, rb, ptr(ffi, acc), ptr(ffi, y))
         return y
 
-    # fused path: offsets into one table row [G, S, K, P, Wq] of the row buffer
+    # fused path: offsets into one table row [G, S, K, cs] of the row buffer
     # blocks too big for two to share L1 (conv1: 32 KB): L1 blocking is futile, so one group per
-    # tap-row offset takes every block (fewest partial-sum passes; conv1 3.75 -> 3.5 ms measured)
+    # tap-row offset takes every block (fewest partial-sum passes; conv1 3.75 -> 3.5 ms measured;
+    # one-block sets, with code_stride keeping a block's lines in distinct L1 sets: 4.0 ms)
     fblock = kk * wq * 4
     ftaps, fgstart, fgdu = _tap_groups_tr(k, st, s, fblock, FUSED_MIN_TAPS if 2 * fblock <= L1_BUDGET else 1 << 30)
     fu, fv, fs = ftaps[:, 0], ftaps[:, 1], ftaps[:, 2]
     foffs = (fs * rowstride + ((fu % st) * st + fv % st) * wq + fv // st)[None] \
-        + codes[:, fu, fv, fs].astype(np.int64) * (p_ * wq)  # [O, ntaps]
+        + codes[:, fu, fv, fs].astype(np.int64) * cs  # [O, ntaps]
     foffs_t = np.ascontiguousarray(foffs[chan].transpose(0, 2, 1)).astype(np.int32)
     frow = groups * s * rowstride
     frowfl = frow + max(0, (groups - 1) * s * rowstride + int(foffs.max()) + wread - frow) + vl
@@ -310,7 +322,7 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
         scratch = scratch_cache.get(nth * per_thread,
                                     lambda size: empty(size, layer.name, "the fused table rows"))
         y = np.empty((n, o, ho, wo), f32)
-        lib.qc_qconv_fused(ptr(ffi, xq), n, c, groups, p_, hq, wq, ptrs["cb"], s, kk, d, ntiles, ptrs["o0"],
+        lib.qc_qconv_fused(ptr(ffi, xq), n, c, groups, p_, hq, wq, cs, ptrs["cb"], s, kk, d, ntiles, ptrs["o0"],
                            ptrs["rc"], ptrs["g"], fptrs["offs"], ntaps, len(fgstart) - 1, fptrs["gstart"],
                            fptrs["gdu"], kr, ptrs["bias"], o, ho, wo, ftchunk, frowfl, ptr(ffi, scratch), nth,
                            ptr(ffi, y))

@@ -99,7 +99,7 @@ void qc_pad_phase(const float *x, int64_t N, int64_t C, int64_t H, int64_t W, in
             const float *c = cb + k * D;                                                        \
             __m512 acc = _mm512_mul_ps(_mm512_set1_ps(c[0]), xv[0]);                            \
             for (int d = 1; d < DV; ++d) acc = _mm512_fmadd_ps(_mm512_set1_ps(c[d]), xv[d], acc); \
-            _mm512_mask_storeu_ps(ti + k * pw + j, m, acc);                                     \
+            _mm512_mask_storeu_ps(ti + k * cs + j, m, acc);                                     \
         }                                                                                       \
     }
 #else
@@ -109,13 +109,13 @@ void qc_pad_phase(const float *x, int64_t N, int64_t C, int64_t H, int64_t W, in
             const float *c = cb + k * D;                                                        \
             float acc = c[0] * xi[j];                                                           \
             for (int d = 1; d < DV; ++d) acc = fmaf(c[d], xi[d * chan + j], acc);               \
-            ti[k * pw + j] = acc;                                                               \
+            ti[k * cs + j] = acc;                                                               \
         }
 #endif
 #define DEF_TABLE(DV)                                                                           \
-    static void table_rows_##DV(const float *b, int64_t chan, int64_t Hq, int64_t pw,           \
+    static void table_rows_##DV(const float *b, int64_t chan, int64_t Hq, int64_t pw, int64_t cs, \
                                 const float *cb, int64_t K, int64_t D, float *t) {              \
-        int64_t rowsz = K * pw, nfull = pw / VL * VL;                                           \
+        int64_t rowsz = K * cs, nfull = pw / VL * VL;                                           \
         for (int64_t i = 0; i < Hq; ++i) {                                                      \
             const float *xi = b + i * pw;                                                       \
             float *ti = t + i * rowsz;                                                          \
@@ -127,7 +127,7 @@ void qc_pad_phase(const float *x, int64_t N, int64_t C, int64_t H, int64_t W, in
                     const float *c = cb + k * D;                                                \
                     vf acc = vmul(vset1(c[0]), xv[0]);                                          \
                     for (int d = 1; d < DV; ++d) acc = vfmadd(vset1(c[d]), xv[d], acc);         \
-                    vstore(ti + k * pw + j, acc);                                               \
+                    vstore(ti + k * cs + j, acc);                                               \
                 }                                                                               \
             }                                                                                   \
             TABLE_TAIL(DV)                                                                      \
@@ -144,7 +144,7 @@ DEF_TABLE(6)
 DEF_TABLE(7)
 DEF_TABLE(8)
 #pragma GCC pop_options
-typedef void (*table_fn)(const float *, int64_t, int64_t, int64_t, const float *, int64_t, int64_t, float *);
+typedef void (*table_fn)(const float *, int64_t, int64_t, int64_t, int64_t, const float *, int64_t, int64_t, float *);
 static const table_fn TABLES[9] = {0, table_rows_1, table_rows_2, table_rows_3, table_rows_4,
                                    table_rows_5, table_rows_6, table_rows_7, table_rows_8};
 
@@ -153,15 +153,15 @@ static const table_fn TABLES[9] = {0, table_rows_1, table_rows_2, table_rows_3, 
 /* The same with DV fixed at compile time: the DV codeword coefficients are broadcast once per code
  * and the FMA chain unrolls (same operations in the same order per element as below). */
 #define DEF_LONG(DV)                                                                            \
-    static void table_long_##DV(const float *b, int64_t chan, int64_t Hq, int64_t pw,           \
+    static void table_long_##DV(const float *b, int64_t chan, int64_t Hq, int64_t pw, int64_t cs, \
                                 const float *cb, int64_t K, int64_t D, float *t) {              \
-        int64_t rowsz = K * pw, nfull = pw / VL * VL;                                           \
+        int64_t rowsz = K * cs, nfull = pw / VL * VL;                                           \
         for (int64_t i = 0; i < Hq; ++i) {                                                      \
             const float *xi = b + i * pw;                                                       \
             float *ti = t + i * rowsz;                                                          \
             for (int64_t k = 0; k < K; ++k) {                                                   \
                 const float *c = cb + k * D;                                                    \
-                float *out = ti + k * pw;                                                       \
+                float *out = ti + k * cs;                                                       \
                 vf cv[DV];                                                                      \
                 for (int d = 0; d < DV; ++d) cv[d] = vset1(c[d]);                               \
                 int64_t j = 0;                                                                  \
@@ -192,19 +192,19 @@ DEF_LONG(8)
 static const table_fn LONGS[9] = {0, table_long_1, table_long_2, table_long_3, table_long_4,
                                   table_long_5, table_long_6, table_long_7, table_long_8};
 
-static void table_rows_long(const float *b, int64_t chan, int64_t Hq, int64_t pw, const float *cb, int64_t K,
+static void table_rows_long(const float *b, int64_t chan, int64_t Hq, int64_t pw, int64_t cs, const float *cb, int64_t K,
                             int64_t D, int64_t dv, float *t) {
     if (dv <= 8) {
-        LONGS[dv](b, chan, Hq, pw, cb, K, D, t);
+        LONGS[dv](b, chan, Hq, pw, cs, cb, K, D, t);
         return;
     }
-    int64_t rowsz = K * pw, nfull = pw / VL * VL;
+    int64_t rowsz = K * cs, nfull = pw / VL * VL;
     for (int64_t i = 0; i < Hq; ++i) {
         const float *xi = b + i * pw;
         float *ti = t + i * rowsz;
         for (int64_t k = 0; k < K; ++k) {
             const float *c = cb + k * D;
-            float *out = ti + k * pw;
+            float *out = ti + k * cs;
             int64_t j = 0;
             for (; j < nfull; j += VL) {
                 vf acc = vmul(vset1(c[0]), vload(xi + j));
@@ -223,29 +223,32 @@ static void table_rows_long(const float *b, int64_t chan, int64_t Hq, int64_t pw
 /* One (n, g, s) job's table rows: rows consecutive input rows at b (row stride pw, channel stride
  * chan) -> t [rows, K, pw]. The same arithmetic for any row range, so a table built row by row
  * (the fused path) equals the staged one bit for bit. */
-static void table_job(const float *b, int64_t chan, int64_t rows, int64_t pw, const float *cbs, int64_t K,
+static void table_job(const float *b, int64_t chan, int64_t rows, int64_t pw, int64_t cs, const float *cbs, int64_t K,
                       int64_t D, int64_t dv, float *t) {
-    int64_t rowsz = K * pw;
+    int64_t rowsz = K * cs;
     if (pw >= 8 * VL) {
-        table_rows_long(b, chan, rows, pw, cbs, K, D, dv, t);
+        table_rows_long(b, chan, rows, pw, cs, cbs, K, D, dv, t);
     } else if (dv <= 8) {
-        TABLES[dv](b, chan, rows, pw, cbs, K, D, t);
+        TABLES[dv](b, chan, rows, pw, cs, cbs, K, D, t);
     } else { /* wide subspaces: the first 8 dims by SIMD, the rest accumulated on top */
-        TABLES[8](b, chan, rows, pw, cbs, K, D, t);
+        TABLES[8](b, chan, rows, pw, cs, cbs, K, D, t);
         for (int64_t i = 0; i < rows; ++i)
             for (int64_t k = 0; k < K; ++k)
                 for (int64_t d = 8; d < dv; ++d) {
                     float c = cbs[k * D + d];
                     const float *x = b + d * chan + i * pw;
-                    float *o = t + i * rowsz + k * pw;
+                    float *o = t + i * rowsz + k * cs;
                     for (int64_t j = 0; j < pw; ++j) o[j] = fmaf(c, x[j], o[j]);
                 }
     }
+    if (cs > pw) /* the gap after each code's row: read only into dropped lanes, keep it zero */
+        for (int64_t i = 0; i < rows; ++i)
+            for (int64_t k = 0; k < K; ++k) memset(t + i * rowsz + k * cs + pw, 0, (size_t)(cs - pw) * sizeof(float));
 }
 
 void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P, int64_t Hq, int64_t Wq,
-                    const float *cb, int64_t S, int64_t K, int64_t D, int simd, float *T) {
-    int64_t Cg = C / G, pw = P * Wq, chan = Hq * pw, rowsz = K * pw;
+                    int64_t cs, const float *cb, int64_t S, int64_t K, int64_t D, int simd, float *T) {
+    int64_t Cg = C / G, pw = P * Wq, chan = Hq * pw, rowsz = K * cs;
     int64_t jobs = N * G * S;
     if (simd) {
         int nth = qc_nthreads;
@@ -253,7 +256,7 @@ void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
         for (int64_t job = 0; job < jobs; ++job) {
             int64_t s = job % S, g = (job / S) % G, n = job / (S * G);
             int64_t dv = qc_min64(D, Cg - s * D);
-            table_job(xq + (n * C + g * Cg + s * D) * chan, chan, Hq, pw, cb + s * K * D, K, D, dv,
+            table_job(xq + (n * C + g * Cg + s * D) * chan, chan, Hq, pw, cs, cb + s * K * D, K, D, dv,
                       T + job * Hq * rowsz);
         }
         return;
@@ -265,7 +268,7 @@ void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
         float *t = T + job * Hq * rowsz;
         for (int64_t i = 0; i < Hq; ++i)
             QC_SGEMM(QC_ROW_MAJOR, QC_NO_TRANS, QC_NO_TRANS, (int)K, (int)pw, (int)dv, 1.0f,
-                     cb + s * K * D, (int)D, b + i * pw, (int)chan, 0.0f, t + i * rowsz, (int)pw);
+                     cb + s * K * D, (int)D, b + i * pw, (int)chan, 0.0f, t + i * rowsz, (int)cs);
     }
 }
 
@@ -280,12 +283,14 @@ void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
         for (int v = 0; v < V; ++v) o[v] = vo[v];                                                \
         for (int r = 0; r < R; ++r)                                                              \
             for (int v = 0; v < V; ++v) a[r][v] = vload(accp[v] + r * WMAX);                     \
-        for (int64_t t = 0; t < ntaps; ++t, of += R) {                                           \
+        int64_t t = ntaps; /* >= 1 (callers): no zero-trip path keeps a[][] in registers */      \
+        do {                                                                                     \
             for (int r = 0; r < R; ++r) {                                                        \
                 const float *p = base + of[r];                                                   \
                 for (int v = 0; v < V; ++v) a[r][v] = vadd(a[r][v], vload(p + o[v]));            \
             }                                                                                    \
-        }                                                                                        \
+            of += R;                                                                             \
+        } while (--t > 0);                                                                       \
         for (int r = 0; r < R; ++r)                                                              \
             for (int v = 0; v < V; ++v) vstore(accp[v] + r * WMAX, a[r][v]);                     \
     }
@@ -313,12 +318,14 @@ DEF_TILE(4)
         for (int v = 0; v < V; ++v) o[v] = vo[v];                                                \
         for (int r = 0; r < R; ++r)                                                              \
             for (int v = 0; v < V; ++v) a[r][v] = vload(accp[v] + r * astride);                  \
-        for (int64_t t = 0; t < ntaps; ++t, of += R) {                                           \
+        int64_t t = ntaps; /* >= 1 (callers): no zero-trip path keeps a[][] in registers */      \
+        do {                                                                                     \
             for (int r = 0; r < R; ++r) {                                                        \
                 const float *p = base + of[r];                                                   \
                 for (int v = 0; v < V; ++v) a[r][v] = vadd(a[r][v], vload(p + o[v]));            \
             }                                                                                    \
-        }                                                                                        \
+            of += R;                                                                             \
+        } while (--t > 0);                                                                       \
         for (int r = 0; r < R; ++r)                                                              \
             for (int v = 0; v < V; ++v) vstore(accp[v] + r * astride, a[r][v]);                  \
     }
@@ -510,12 +517,12 @@ int64_t qc_qconv_fused_scratch(int64_t rowfl, int64_t kr, int64_t ntiles, int64_
 }
 
 void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P, int64_t Hq, int64_t Wq,
-                    const float *cb, int64_t S, int64_t K, int64_t D,
+                    int64_t cs, const float *cb, int64_t S, int64_t K, int64_t D,
                     int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
                     const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
                     const int32_t *gdu, int64_t kr, const float *bias_t, int64_t O, int64_t Ho, int64_t Wo,
                     int64_t tchunk, int64_t rowfl, float *scratch, int64_t nscratch, float *y) {
-    int64_t Cg = C / G, pw = P * Wq, chan = Hq * pw, rowstride = K * pw, gsz = S * rowstride;
+    int64_t Cg = C / G, pw = P * Wq, chan = Hq * pw, rowstride = K * cs, gsz = S * rowstride;
     /* accumulator rows as wide as a segment's vectors (dense: no cache sets left idle) */
     int64_t astride = qc_min64(WMAX, (Wo + VL - 1) / VL * VL);
     int64_t HWo = Ho * Wo, nseg = (Wo + WMAX - 1) / WMAX, segsz = ntiles * R * astride, slotsz = nseg * segsz;
@@ -548,7 +555,7 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
             for (int64_t rho = ilo; rho < ihi + kr - 1; ++rho) {
                 for (int64_t gs = 0; gs < G * S; ++gs) {
                     int64_t g = gs / S, s = gs % S, dv = qc_min64(D, Cg - s * D);
-                    table_job(xq + (n * C + g * Cg + s * D) * chan + rho * pw, chan, 1, pw, cb + s * K * D, K, D,
+                    table_job(xq + (n * C + g * Cg + s * D) * chan + rho * pw, chan, 1, pw, cs, cb + s * K * D, K, D,
                               dv, row + gs * rowstride);
                 }
                 for (int64_t seg = 0; seg < nseg; ++seg) {
@@ -602,12 +609,14 @@ int qc_conv_band_r(void) { return RB; }
         for (int v = 0; v < V; ++v) o[v] = vo[v];                                                \
         for (int r = 0; r < RB; ++r)                                                             \
             for (int v = 0; v < V; ++v) a[r][v] = vload(accp[v] + r * astride);                  \
-        for (int64_t t = 0; t < ntaps; ++t, of += RB) {                                          \
+        int64_t t = ntaps; /* >= 1 (callers): no zero-trip path keeps a[][] in registers */      \
+        do {                                                                                     \
             for (int r = 0; r < RB; ++r) {                                                       \
                 const float *p = base + of[r];                                                   \
                 for (int v = 0; v < V; ++v) a[r][v] = vadd(a[r][v], vload(p + o[v]));            \
             }                                                                                    \
-        }                                                                                        \
+            of += RB;                                                                            \
+        } while (--t > 0);                                                                       \
         for (int r = 0; r < RB; ++r)                                                             \
             for (int v = 0; v < V; ++v) vstore(accp[v] + r * astride, a[r][v]);                  \
     }
@@ -739,4 +748,21 @@ void qc_qconv_band(const float *xq, int64_t N, int64_t C, int64_t G, int64_t Hq,
                         copy_row(y + n * O * HWo + (tile_o0[tl] + r) * HWo + (i0 + v) * Wo, acc + (tl * RB + r) * astride + v * VL, Wo);
         }
     }
+}
+
+/* Roofline probe of the look-up: the band path's register tile (RB channels x V vectors, one
+ * offset per channel and tap, vectors rowstride floats apart) run reps times over every tile of
+ * nch channels. acc [nch / RB, RB, V, VL] accumulates (start it at zero); offs [nch / RB, ntaps,
+ * RB]; every offset + (V - 1) * rowstride + VL stays inside T. One thread: a probe of one core. */
+void qc_probe_lookup(const float *T, const int32_t *offs, int64_t nch, int64_t ntaps, int64_t V,
+                     int64_t rowstride, int64_t reps, float *acc) {
+    int64_t ntiles = nch / RB, astride = V * VL, vo[VMAX];
+    float *accp[VMAX];
+    if (V < 1 || V > VMAX) return;
+    for (int64_t v = 0; v < V; ++v) vo[v] = v * rowstride;
+    for (int64_t rep = 0; rep < reps; ++rep)
+        for (int64_t tl = 0; tl < ntiles; ++tl) {
+            for (int64_t v = 0; v < V; ++v) accp[v] = acc + tl * RB * astride + v * VL;
+            TILESB[V](T, vo, offs + tl * ntaps * RB, ntaps, accp, astride);
+        }
 }

@@ -46,11 +46,12 @@ void qc_softmax(const float *x, int64_t N, int64_t F, float *y);
  * (0 outside the padded image). */
 void qc_pad_phase(const float *x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t st,
                   int64_t Hq, int64_t Wq, float *xq);
-/* Table T [N, G, S, Hq, K, P, Wq]: for n, g, s and row i
- * T[n,g,s,i] [K, P*Wq] = cb[s][:, :dv] [K, dv] x xq[n, g*Cg + s*D : +dv, i] [dv, P*Wq],
+/* Table T [N, G, S, Hq, K, cs] (cs >= P*Wq: a code's row is P*Wq values, then cs - P*Wq zeros, so
+ * that codes need not sit a multiple of 4 KB apart): for n, g, s and row i
+ * T[n,g,s,i] [K, :P*Wq] = cb[s][:, :dv] [K, dv] x xq[n, g*Cg + s*D : +dv, i] [dv, P*Wq],
  * dv = min(D, Cg - s*D); cb [S, K, D]. simd = 0: one OpenBLAS SGEMM per row; 1: explicit SIMD FMAs. */
 void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P, int64_t Hq, int64_t Wq,
-                    const float *cb, int64_t S, int64_t K, int64_t D, int simd, float *T);
+                    int64_t cs, const float *cb, int64_t S, int64_t K, int64_t D, int simd, float *T);
 /* Look-up: for each tile of R output channels (R = qc_conv_r()), output row i and column j < Wo:
  * y[n, o_r, i, j] = bias_t[tile, r] + sum_t T[n*tsize + group(tile)*gsize + offs[tile, t, r] + i*rowstride + j],
  * the taps t summed group by group (taps gstart[g] .. gstart[g+1]-1, in order), for r < rcount(tile).
@@ -74,14 +75,14 @@ void qc_qconv_lookup_tr(const float *T, int64_t N, int64_t tsize, int64_t gsize,
                         int64_t Ho, int64_t Wo, int64_t rb, int64_t tchunk, float *acc, float *y);
 /* Fused: the sums of qc_qconv_table + qc_qconv_lookup_tr (rb = 1, same order, bit-identical)
  * with table row rho of every (group, subspace) built into a per-thread row buffer right before
- * the look-ups that read it. xq as for qc_qconv_table; offs [ntiles, ntaps, R] relative to the row
- * buffer [G, S, K, P*Wq]: s*K*P*Wq + code*P*Wq + phase*Wq + v/st; gstart/gdu/kr/tchunk as for
- * qc_qconv_lookup_tr. rowfl: floats of the row buffer, G*S*K*P*Wq plus slack covering reads up to
+ * the look-ups that read it. xq and cs as for qc_qconv_table; offs [ntiles, ntaps, R] relative to the
+ * row buffer [G, S, K, cs]: s*K*cs + code*cs + phase*Wq + v/st; gstart/gdu/kr/tchunk as for
+ * qc_qconv_lookup_tr. rowfl: floats of the row buffer, G*S*K*cs plus slack covering reads up to
  * ceil(Wo/VL)*VL columns past each offset. scratch: nscratch (>= 1; at most nscratch threads run)
  * blocks of qc_qconv_fused_scratch(rowfl, kr, ntiles, Wo) floats. */
 int64_t qc_qconv_fused_scratch(int64_t rowfl, int64_t kr, int64_t ntiles, int64_t Wo);
 void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P, int64_t Hq, int64_t Wq,
-                    const float *cb, int64_t S, int64_t K, int64_t D,
+                    int64_t cs, const float *cb, int64_t S, int64_t K, int64_t D,
                     int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
                     const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
                     const int32_t *gdu, int64_t kr, const float *bias_t, int64_t O, int64_t Ho, int64_t Wo,
@@ -99,6 +100,11 @@ void qc_qconv_band(const float *xq, int64_t N, int64_t C, int64_t G, int64_t Hq,
                    int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
                    const int32_t *offs, int64_t tps, const float *bias_t, int64_t O, int64_t Ho, int64_t Wo,
                    int64_t Bo, int64_t BR, int64_t WP, float *scratch, int64_t nscratch, float *y);
+/* Roofline probe (python -m qcnn_cffi.roofline): the band path's register tile over offsets into T,
+ * reps times, one thread. acc [nch / RB, RB, V, VL] += sum over taps t of
+ * T[offs[tile, t, r] + v * rowstride + lane]; offs [nch / RB, ntaps, RB]; 1 <= V <= qc_conv_width() / VL. */
+void qc_probe_lookup(const float *T, const int32_t *offs, int64_t nch, int64_t ntaps, int64_t V,
+                     int64_t rowstride, int64_t reps, float *acc);
 int qc_conv_r(void);     /* R: output channels per register tile */
 int qc_conv_chunk(void); /* VL: floats per vector */
 int qc_conv_width(void); /* columns per register tile (row segments are at most this wide) */
