@@ -398,3 +398,26 @@ def test_set_threads_validates(backend):
     for bad in (0, -1, 1.5, True):
         with pytest.raises(QcnnError):
             backend.set_threads(bad)
+
+
+@pytest.mark.parametrize("shifted", [False, True])
+def test_roofline_probe_sums_the_table_entries_it_reads(backend, shifted) -> None:  # type: ignore[no-untyped-def]
+    """The look-up probe of ``python -m qcnn_cffi.roofline`` really adds the entries its offsets name."""
+    from qcnn_cffi import roofline
+
+    table, offs, rowstride = roofline.probe_inputs(roofline.TABLES["L1"], shifted, seed=3)
+    acc = roofline.probe(table, offs, rowstride, reps=2)
+    vl = acc.shape[-1]
+    lanes = np.arange(vl)
+    rows = np.arange(roofline.ROWS)[:, None] * rowstride + lanes  # [ROWS, VL]
+    want = table[offs[:, :, :, None, None] + rows].sum(axis=1, dtype=np.float64) * 2  # [tiles, RB, ROWS, VL]
+    np.testing.assert_allclose(acc, want, rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="past the table"):
+        roofline.probe(table[:100].copy(), offs, rowstride, reps=1)
+
+
+def test_code_stride_avoids_4k_aliasing() -> None:
+    from qcnn_cffi.qconv import code_stride
+
+    assert code_stride(16 * 64, 16) == 16 * 64 + 16  # AlexNet conv1: 4 KB per code otherwise
+    assert code_stride(32, 16) == 32 and code_stride(57, 1) == 57
