@@ -37,6 +37,12 @@ def backend():
     loaded.impl.set_threads(qcnn.threads.get_threads() or 1)
 
 
+def backend_lib():  # type: ignore[no-untyped-def]
+    from qcnn_cffi._ext import lib
+
+    return lib
+
+
 def rel_err(y: np.ndarray, r: np.ndarray) -> float:
     scale = float(np.abs(r).max())
     return float(np.abs(y.astype(np.float64) - r).max()) / (scale if scale > 0 else 1.0)
@@ -180,19 +186,25 @@ BAND_CASES = [
     (Layer("b2", "conv", out=7, kernel=5, pad=3, quant=Quant(3, 33)), (10, 9, 11)),  # D not dividing C, Wq > 16
     (Layer("b3", "conv", out=5, kernel=2, quant=Quant(11, 4)), (13, 6, 17)),  # no pad: direct; D > 8
     (Layer("b4", "conv", out=9, kernel=1, groups=3, quant=Quant(2, 256)), (6, 5, 3)),  # 1x1, K = 256: 1-row bands
+    (Layer("b5", "conv", out=7, kernel=5, pad=2, quant=Quant(4, 16)), (5, 7, 9)),  # 5 column shifts, Wq 13
 ]
 
 
+@pytest.mark.parametrize("rotate", [1, 0])
 @pytest.mark.parametrize("layer,in_shape", BAND_CASES, ids=lambda v: v.name if isinstance(v, Layer) else None)
-def test_qconv_band_path(backend, layer, in_shape):
-    """The band path matches the reference and the staged kernel, batch 1 and 3."""
+def test_qconv_band_path(backend, monkeypatch, layer, in_shape, rotate):
+    """The band path (rotated tiles where rows fit one vector, or shifted loads) matches the
+    reference and the staged kernel, batch 1 and 3."""
     from qcnn_cffi import qconv
 
+    monkeypatch.setattr(qconv, "BAND_ROTATE", rotate)
     for batch in (1, 3):
         run_case(backend, layer, in_shape, batch, 11)
     kernel = backend.prepare(layer, make_params(layer, in_shape, np.random.default_rng(2)), in_shape)
     assert isinstance(kernel, qconv.FusedQConv) and kernel.fused is not None
     assert kernel.fused.__name__ == "band"
+    fits = in_shape[2] + 2 * layer.pad <= int(backend_lib().qc_conv_chunk())  # padded row in one vector
+    assert kernel.fused.rotated == bool(rotate and fits and backend_lib().qc_conv_band_rot_r() > 0)
     x = np.random.default_rng(4).standard_normal((2, *in_shape)).astype(np.float32)
     assert rel_err(kernel(x), kernel.lookup(kernel.table(x))) <= RTOL
 

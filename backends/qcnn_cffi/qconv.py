@@ -92,6 +92,13 @@ BAND = 0 if os.environ.get("QCNN_CFFI_BAND", "1") == "0" else 1
 BAND_BYTES = 40 * 1024
 BAND_ROWS = 4
 
+#: Band path tiles: 1 (default, SIMD builds, rows of one vector) = rotated tiles: every table load
+#: aligned, each column shift applied once to the partial sum of its taps (a load straddling two
+#: cache lines costs ~1.5 aligned ones here; AlexNet conv3-5 measured ~20% faster); 0 = shifted
+#: loads (8-channel tiles). ``QCNN_CFFI_BAND_ROTATE=0`` selects the latter.
+BAND_ROTATE = 0 if os.environ.get("QCNN_CFFI_BAND_ROTATE", "1") == "0" else 1
+ROT_ROWS = 3  # rows per rotated tile (qc_qconv_band's VROT)
+
 #: Table building: 1 (default) = register-blocked SIMD FMAs (the dv input vectors stay in
 #: registers while all K codewords stream past; code-major for long rows); 0 = one OpenBLAS SGEMM
 #: [K x dv] x [dv x P Wq] per (subspace, row). SIMD measured 1.2x (conv2-5) to 4x (conv1) faster
@@ -337,14 +344,17 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
 def _band_path(layer: Layer, chw: tuple[int, int, int], howo: tuple[int, int], hqwq: tuple[int, int],
                codebook: np.ndarray, codes: np.ndarray, bias: np.ndarray, cb_p: object) -> Callable[[np.ndarray], np.ndarray]:
     """The fused call of a narrow stride-1 layer (Wo <= VL): x [N, C, H, W] -> y [N, O, Ho, Wo] by
-    ``qc_qconv_band`` (see there), with register tiles of RB = ``qc_conv_band_r()`` channels;
-    ``cb_p`` points at ``codebook`` [S, K, D]."""
+    ``qc_qconv_band`` (see there), with rotated register tiles of ``qc_conv_band_rot_r()`` channels
+    (:data:`BAND_ROTATE`, rows of one vector) or else tiles of ``qc_conv_band_r()`` channels with
+    shifted loads; ``cb_p`` points at ``codebook`` [S, K, D]."""
     c, h, w = chw
     ho, wo = howo
     hq, wq = hqwq
     o, k, pad, groups = layer.out, layer.kernel, layer.pad, layer.groups
     s, kk, d = codebook.shape
-    vl, r = int(lib.qc_conv_chunk()), int(lib.qc_conv_band_r())
+    vl = int(lib.qc_conv_chunk())
+    rot = int(BAND_ROTATE and wq <= vl and lib.qc_conv_band_rot_r() > 0)
+    r = int(lib.qc_conv_band_rot_r()) if rot else int(lib.qc_conv_band_r())
     og = o // groups
     # tiles of r channels, group-major, never straddling a group; a short tile repeats its last channel
     tiles = [(g, o0, min(r, (g + 1) * og - o0)) for g in range(groups) for o0 in range(g * og, (g + 1) * og, r)]
@@ -353,11 +363,14 @@ def _band_path(layer: Layer, chw: tuple[int, int, int], howo: tuple[int, int], h
     tile_arrays = [np.array([t[i] for t in tiles], np.int32) for i in range(3)]  # group, first channel, count
     wp = -(-wq // vl) * vl
     bo = max(1, min(BAND_ROWS, int(lib.qc_conv_width()) // vl, BAND_BYTES // (kk * wp * 4) - (k - 1), ho))
+    if rot:
+        bo = min(bo, ROT_ROWS)
     br = bo + k - 1
-    u, v = np.divmod(np.arange(k * k), k)
-    # offs [G, S, tiles per group, k*k, R] (read in that order): code * BR * WP + u * WP + v
-    # (tiles are group-major, the same number per group)
-    off = codes.astype(np.int64).transpose(0, 3, 1, 2).reshape(o, s, k * k) * (br * wp) + (u * wp + v)[None, None]
+    # offs [G, S, tiles per group, k*k, R] (read in that order): code * BR * WP + u * WP (+ v unless
+    # rotated); taps row-major, or v-major when rotated (tiles are group-major, the same number per group)
+    v, u = np.divmod(np.arange(k * k), k) if rot else np.divmod(np.arange(k * k), k)[::-1]
+    taps = codes[:, u, v, :].transpose(0, 2, 1)  # [O, S, k*k] in tap order
+    off = taps.astype(np.int64) * (br * wp) + (u * wp + (0 if rot else v))[None, None]
     tpg = len(tiles) // groups
     per_tile = off[chan].reshape(groups, tpg, r, s, k * k)  # [G, tiles of g, R, S, k*k]
     offs_t = np.ascontiguousarray(per_tile.transpose(0, 3, 1, 4, 2)).astype(np.int32)
@@ -377,7 +390,8 @@ def _band_path(layer: Layer, chw: tuple[int, int, int], howo: tuple[int, int], h
         scratch = scratch_cache.get(nth * per_thread, lambda size: empty(size, layer.name, "the band tables"))
         y = np.empty((n, o, ho, wo), f32)
         lib.qc_qconv_band(ptr(ffi, xq), n, c, groups, hq, wq, cb_p, s, kk, d, ntiles, o0_p, rc_p, g_p, offs_p,
-                          k * k, bias_p, o, ho, wo, bo, br, wp, ptr(ffi, scratch), nth, ptr(ffi, y))
+                          k * k, bias_p, o, ho, wo, bo, br, wp, k, rot, ptr(ffi, scratch), nth, ptr(ffi, y))
         return y
 
+    band.rotated = bool(rot)  # type: ignore[attr-defined]  # which tiles run (tests, timing notes)
     return band

@@ -646,6 +646,73 @@ static const tilea_fn TILESB[VMAX + 1] = {
 #endif
 };
 
+/* Rotated band tiles (SIMD builds, rows of one vector: Wq <= VL). A tap (u, v) reads its table
+ * row at column shift v; a load at a shift of 1 or 2 floats straddles two cache lines, which costs
+ * this machine half again as much as an aligned load. So every load here is aligned (the offsets
+ * carry no v) and the column shift is applied once per group of taps instead: the k taps of
+ * column shift v (u = 0..k-1) add into a zeroed partial sum b, and then a += b rotated down by v
+ * lanes (lane j takes b[j + v]; the lanes that wrap are j >= VL - v >= Wo, dropped). Taps come
+ * v-major (v outer, u inner); RBR channels x V <= VROT rows. Sum per output: bias, then per
+ * subspace the shift-0 taps in order, then each shift's partial sum. */
+#if VL == 16
+#define RBR 3
+typedef __m512i rot_t;
+static inline rot_t rot_index(int64_t v) {
+    return _mm512_and_si512(_mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                             _mm512_set1_epi32((int)v)), _mm512_set1_epi32(15));
+}
+#define vrot(x, idx) _mm512_permutexvar_ps((idx), (x))
+#define vzero() _mm512_setzero_ps()
+#elif VL == 8
+#define RBR 2
+typedef __m256i rot_t;
+static inline rot_t rot_index(int64_t v) {
+    return _mm256_and_si256(_mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)v)),
+                            _mm256_set1_epi32(7));
+}
+#define vrot(x, idx) _mm256_permutevar8x32_ps((x), (idx))
+#define vzero() _mm256_setzero_ps()
+#endif
+#define VROT 3
+#ifdef RBR
+int qc_conv_band_rot_r(void) { return RBR; }
+#define DEF_TILER(V)                                                                             \
+    static void tiler_##V(const float *base, const int32_t *of, int64_t k, float *const *accp,  \
+                          int64_t astride, const rot_t *rot) {                                   \
+        vf a[RBR][V], b[RBR][V];                                                                 \
+        for (int r = 0; r < RBR; ++r)                                                            \
+            for (int v = 0; v < V; ++v) a[r][v] = vload(accp[v] + r * astride);                  \
+        for (int64_t u = 0; u < k; ++u, of += RBR)                                               \
+            for (int r = 0; r < RBR; ++r) {                                                      \
+                const float *p = base + of[r];                                                   \
+                for (int v = 0; v < V; ++v) a[r][v] = vadd(a[r][v], vload(p + v * VL));          \
+            }                                                                                    \
+        for (int64_t sh = 1; sh < k; ++sh) {                                                     \
+            for (int r = 0; r < RBR; ++r)                                                        \
+                for (int v = 0; v < V; ++v) b[r][v] = vzero();                                   \
+            for (int64_t u = 0; u < k; ++u, of += RBR)                                           \
+                for (int r = 0; r < RBR; ++r) {                                                  \
+                    const float *p = base + of[r];                                               \
+                    for (int v = 0; v < V; ++v) b[r][v] = vadd(b[r][v], vload(p + v * VL));      \
+                }                                                                                \
+            for (int r = 0; r < RBR; ++r)                                                        \
+                for (int v = 0; v < V; ++v) a[r][v] = vadd(a[r][v], vrot(b[r][v], rot[sh]));    \
+        }                                                                                        \
+        for (int r = 0; r < RBR; ++r)                                                            \
+            for (int v = 0; v < V; ++v) vstore(accp[v] + r * astride, a[r][v]);                  \
+    }
+#pragma GCC push_options
+#pragma GCC optimize("unroll-loops")
+DEF_TILER(1)
+DEF_TILER(2)
+DEF_TILER(3)
+#pragma GCC pop_options
+typedef void (*tiler_fn)(const float *, const int32_t *, int64_t, float *const *, int64_t, const rot_t *);
+static const tiler_fn TILESR[VROT + 1] = {0, tiler_1, tiler_2, tiler_3};
+#else
+int qc_conv_band_rot_r(void) { return 0; } /* scalar build: no rotated tiles */
+#endif
+
 /* Narrow stride-1 layers (an output row fits one vector, Wo <= VL): band path. Output rows are
  * taken Bo at a time; for each (group g, subspace s) the table of the band's BR = Bo + k - 1 input
  * rows, Tb[k][r][WP] (rows padded to WP = whole vectors, zeros past Wq), is built into a per-thread
@@ -662,10 +729,20 @@ void qc_qconv_band(const float *xq, int64_t N, int64_t C, int64_t G, int64_t Hq,
                    const float *cb, int64_t S, int64_t K, int64_t D,
                    int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
                    const int32_t *offs, int64_t tps, const float *bias_t, int64_t O, int64_t Ho, int64_t Wo,
-                   int64_t Bo, int64_t BR, int64_t WP, float *scratch, int64_t nscratch, float *y) {
+                   int64_t Bo, int64_t BR, int64_t WP, int64_t k, int rot, float *scratch, int64_t nscratch,
+                   float *y) {
     int64_t Cg = C / G, chan = Hq * Wq, HWo = Ho * Wo, astride = Bo * VL, tsz = K * BR * WP;
     int64_t per = qc_qconv_band_scratch(K, D, BR, WP, ntiles, Bo), nbands = (Ho + Bo - 1) / Bo;
     int64_t jobs = N * nbands, nvec = WP / VL, tpg = ntiles / G; /* tiles per group, group-major */
+#ifdef RBR
+    int64_t rb = rot ? RBR : RB; /* channels per tile */
+    rot_t rix[VL];
+    for (int64_t v = 0; v < VL; ++v) rix[v] = rot_index(v);
+#else
+    int64_t rb = RB;
+    (void)rot;
+#endif
+    (void)k;
     int nth = qc_nthreads < nscratch ? qc_nthreads : (int)nscratch;
     if (nth < 1) nth = 1;
     if (nth > jobs) nth = (int)jobs;
@@ -689,8 +766,8 @@ void qc_qconv_band(const float *xq, int64_t N, int64_t C, int64_t G, int64_t Hq,
             int64_t n = job / nbands, i0 = (job % nbands) * Bo;
             int64_t V = qc_min64(Bo, Ho - i0), nrows = V + BR - Bo; /* input rows the band reads */
             for (int64_t tl = 0; tl < ntiles; ++tl)
-                for (int r = 0; r < RB; ++r) {
-                    float b = bias_t[tl * RB + r], *d = acc + (tl * RB + r) * astride;
+                for (int r = 0; r < rb; ++r) {
+                    float b = bias_t[tl * rb + r], *d = acc + (tl * rb + r) * astride;
                     for (int64_t q = 0; q < V * VL; ++q) d[q] = b;
                 }
             for (int64_t g = 0; g < G; ++g)
@@ -738,14 +815,21 @@ void qc_qconv_band(const float *xq, int64_t N, int64_t C, int64_t G, int64_t Hq,
                         }
                     for (int64_t tl = 0; tl < ntiles; ++tl) {
                         if (tile_g[tl] != g) continue;
-                        for (int64_t v = 0; v < V; ++v) accp[v] = acc + tl * RB * astride + v * VL;
-                        TILESB[V](tb, vo, offs + ((g * S + s) * tpg + tl - g * tpg) * tps * RB, tps, accp, astride);
+                        for (int64_t v = 0; v < V; ++v) accp[v] = acc + tl * rb * astride + v * VL;
+                        const int32_t *of = offs + ((g * S + s) * tpg + tl - g * tpg) * tps * rb;
+#ifdef RBR
+                        if (rot) {
+                            TILESR[V](tb, of, k, accp, astride, rix);
+                            continue;
+                        }
+#endif
+                        TILESB[V](tb, vo, of, tps, accp, astride);
                     }
                 }
             for (int64_t tl = 0; tl < ntiles; ++tl)
                 for (int r = 0; r < tile_rc[tl]; ++r)
                     for (int64_t v = 0; v < V; ++v)
-                        copy_row(y + n * O * HWo + (tile_o0[tl] + r) * HWo + (i0 + v) * Wo, acc + (tl * RB + r) * astride + v * VL, Wo);
+                        copy_row(y + n * O * HWo + (tile_o0[tl] + r) * HWo + (i0 + v) * Wo, acc + (tl * rb + r) * astride + v * VL, Wo);
         }
     }
 }

@@ -90,16 +90,22 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
 /* Narrow stride-1 layers (Wo <= VL): x is xq [N, C, Hq, 1, Wq]; output rows Bo at a time, per
  * (group, subspace) a band table [K, BR = Bo + k - 1, WP] (WP = Wq rounded up to whole vectors)
  * built into a per-thread buffer, then every channel's k*k taps of that subspace added with one
- * offset per V <= Bo rows. offs [G, S, ntiles / G, tps = k*k, R] (tiles group-major, ntiles / G
- * per group; read in this order): code*BR*WP + u*WP + v. Bo <= VMAX
- * (qc_conv_width() / VL). scratch: nscratch (>= 1) blocks of qc_qconv_band_scratch(...) floats. */
-int qc_conv_band_r(void); /* RB: output channels per register tile of the band path */
+ * offset per V <= Bo rows. Tiles of R channels, R = qc_conv_band_r(); offs [G, S, ntiles / G,
+ * tps = k*k, R] (tiles group-major, ntiles / G per group; read in this order):
+ * code*BR*WP + u*WP + v, taps row-major. Bo <= VMAX (qc_conv_width() / VL).
+ * rot = 1 (only when qc_conv_band_rot_r() > 0, Wq <= VL and Bo <= 3): rotated tiles of
+ * R = qc_conv_band_rot_r() channels, aligned loads, the column shift applied to each shift's partial
+ * sum; offs then hold code*BR*WP + u*WP with taps v-major (v outer, u inner).
+ * scratch: nscratch (>= 1) blocks of qc_qconv_band_scratch(...) floats (ntiles of either kind). */
+int qc_conv_band_r(void);     /* RB: output channels per register tile of the band path */
+int qc_conv_band_rot_r(void); /* channels per rotated tile; 0: none in this build (scalar) */
 int64_t qc_qconv_band_scratch(int64_t K, int64_t D, int64_t BR, int64_t WP, int64_t ntiles, int64_t Bo);
 void qc_qconv_band(const float *xq, int64_t N, int64_t C, int64_t G, int64_t Hq, int64_t Wq,
                    const float *cb, int64_t S, int64_t K, int64_t D,
                    int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
                    const int32_t *offs, int64_t tps, const float *bias_t, int64_t O, int64_t Ho, int64_t Wo,
-                   int64_t Bo, int64_t BR, int64_t WP, float *scratch, int64_t nscratch, float *y);
+                   int64_t Bo, int64_t BR, int64_t WP, int64_t k, int rot, float *scratch, int64_t nscratch,
+                   float *y);
 /* Roofline probe (python -m qcnn_cffi.roofline): the band path's register tile over offsets into T,
  * reps times, one thread. acc [nch / RB, RB, V, VL] += sum over taps t of
  * T[offs[tile, t, r] + v * rowstride + lane]; offs [nch / RB, ntaps, RB]; 1 <= V <= qc_conv_width() / VL. */
