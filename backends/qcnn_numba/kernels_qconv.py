@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .simd import (channels_add1, channels_add2, channels_add3, channels_add4, channels_add5, channels_add6,
+from .simd import (channels_rot1, channels_rot2, channels_rot3, channels_rot4, channels_rot5, channels_add1, channels_add2, channels_add3, channels_add4, channels_add5, channels_add6,
                    channels_add7, channels_add8, channels_add9, dot1, dot1_acc, dot1_pair, dot2, dot2_acc, dot2_pair, dot3, dot3_acc, dot3_pair, dot4,
                    dot4_acc, dot4_pair, dot5, dot5_acc, dot5_pair, dot6, dot6_acc, dot6_pair, dot7, dot7_acc,
                    dot7_pair, dot8, dot8_acc, dot8_pair, window_add1, window_add2, window_add3, window_add4,
@@ -247,6 +247,22 @@ def _accumulate_channels(acc: np.ndarray, a0: int, astride: int, tab: np.ndarray
         t += r
 
 
+@njit(cache=True, inline="always")
+def _accumulate_rotated(acc: np.ndarray, a0: int, astride: int, tab: np.ndarray, offs: np.ndarray, f0: int,
+                        fstride: int, k: int, nch: int, nvec: int) -> None:
+    """``channels_rot{k}``: the k x k taps of a run of channels, aligned loads, shifts by rotation."""
+    if k == 3:
+        channels_rot3(acc, a0, astride, tab, offs, f0, fstride, nch, nvec)
+    elif k == 5:
+        channels_rot5(acc, a0, astride, tab, offs, f0, fstride, nch, nvec)
+    elif k == 4:
+        channels_rot4(acc, a0, astride, tab, offs, f0, fstride, nch, nvec)
+    elif k == 2:
+        channels_rot2(acc, a0, astride, tab, offs, f0, fstride, nch, nvec)
+    else:
+        channels_rot1(acc, a0, astride, tab, offs, f0, fstride, nch, nvec)
+
+
 @njit(cache=True, parallel=True)
 def qconv_lookup(tf: np.ndarray, dims: np.ndarray, codes: np.ndarray, tap_off: np.ndarray,
                  ph_start: np.ndarray, bias: np.ndarray, block: int, band: int, out: np.ndarray) -> None:
@@ -339,7 +355,7 @@ def qconv_fused(xf: np.ndarray, dims: np.ndarray, cb: np.ndarray, codes: np.ndar
 
 @njit(cache=True, parallel=True)
 def qconv_band(xf: np.ndarray, dims: np.ndarray, cb: np.ndarray, offs: np.ndarray, bias: np.ndarray,
-               bo: int, out: np.ndarray) -> None:
+               bo: int, rotated: bool, out: np.ndarray) -> None:
     """Narrow stride-1 quantized conv (a padded input row fits one 16-float vector), band by band.
 
     xf = the zero-padded input flat [N, C, Hq, 16] + slack (rows padded to one vector);
@@ -348,9 +364,14 @@ def qconv_band(xf: np.ndarray, dims: np.ndarray, cb: np.ndarray, offs: np.ndarra
     ``bo`` output rows). For each (group, subspace) the band's table, a tile [K, BR, 16], is built
     and every output channel of the group adds its k k taps: output row i0 + q of tap (u, v) with
     code a is tile[a, u + q, v:v + 16], so one offset serves the band's rows (vectors 16 floats
-    apart, tap (u, 0) aligned). Per output: bias, then subspaces ascending, each subspace's taps
-    summed as in :func:`qconv_lookup` (a balanced tree of up to nine) - the same sums in the same
-    order as the staged table + look-up, bit for bit, for any thread count.
+    apart). Per output: bias, then subspaces ascending, each subspace's taps summed as in
+    :func:`qconv_lookup` (a balanced tree of up to nine) - the same sums in the same order as the
+    staged table + look-up, bit for bit, for any thread count.
+
+    ``rotated`` (k <= 5): offs then hold code BR 16 + u 16 with the taps v-major (v outer), so every
+    load is aligned (a load straddling two cache lines costs about 1.5 aligned ones); the taps of
+    each column shift v are summed as a tree and rotated down by v lanes (``simd.channels_rot``).
+    Another summation order: within float rounding of the stages, still fixed for any thread count.
     """
     ch, groups, hq, kk = dims[0], dims[1], dims[2], dims[3]
     nsub, ncode, dim = cb.shape
@@ -380,8 +401,12 @@ def qconv_band(xf: np.ndarray, dims: np.ndarray, cb: np.ndarray, offs: np.ndarra
                 deff = min(dim, cg - s * dim)
                 _dot_codewords(tile, 0, tstride, xf, (n * ch + c0) * hw + i0 * 16, hw, wf, s * ncode * dim, dim,
                                deff, 0, ncode, tvec)
-                _accumulate_channels(acc, g * og * pitch, pitch, tile, flat_offs, (g * og * nsub + s) * ntap,
-                                     nsub * ntap, ntap, og, rows)
+                if rotated:
+                    _accumulate_rotated(acc, g * og * pitch, pitch, tile, flat_offs, (g * og * nsub + s) * ntap,
+                                        nsub * ntap, kk, og, rows)
+                else:
+                    _accumulate_channels(acc, g * og * pitch, pitch, tile, flat_offs, (g * og * nsub + s) * ntap,
+                                         nsub * ntap, ntap, og, rows)
         for o in range(n_out):
             for q in range(rows):
                 out[n, o, i0 + q, :] = acc[o * pitch + q * 16:o * pitch + q * 16 + wo]

@@ -7,6 +7,8 @@ Quantized layers return :class:`qcnn.StagedKernel` (table building, then look-up
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -236,19 +238,31 @@ def _qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, 
 #: are cold; smaller bands measured no faster even warm).
 BAND_ROWS = 16
 
+#: Band path look-up: 1 (default, kernels up to 5 x 5) = aligned loads with each column shift
+#: applied once per tap group by a lane rotation (AlexNet conv3-5 3.68 -> 3.2 ms measured);
+#: 0 = shifted loads, the stages' summation order bit for bit. ``QCNN_NUMBA_BAND_ROTATE=0``.
+BAND_ROTATE = 0 if os.environ.get("QCNN_NUMBA_BAND_ROTATE", "1") == "0" else 1
+
 
 def _band_path(layer: Layer, in_shape: tuple[int, ...], cb: np.ndarray, codes_t: np.ndarray,
                bias: np.ndarray, threads: Callable[[], int]) -> Kernel:
     """Narrow stride-1 quantized conv (padded rows fit one 16-float vector): x -> y [N, O, Ho, Wo]
     by :func:`kernels_qconv.qconv_band`; codes_t [O, S, k k] (taps row-major) become flat offsets
-    into a band's table tile, one set per band height."""
+    into a band's table tile, one set per band height (taps v-major and no column shift when the
+    tiles are rotated, :data:`BAND_ROTATE`)."""
     c, h, w = in_shape
     k, pad, groups = layer.kernel, layer.pad, layer.groups
     hq = h + 2 * pad
     ho = _out_size(h, k, 1, pad)
     wo = _out_size(w, k, 1, pad)
     n_out = codes_t.shape[0]
-    tap = np.array([u * 16 + v for u in range(k) for v in range(k)], np.int64)
+    rotated = bool(BAND_ROTATE and k <= 5)
+    if rotated:  # v-major taps, aligned window starts
+        order = np.array([u * k + v for v in range(k) for u in range(k)], np.int64)
+        codes_t = codes_t[:, :, order]
+        tap = np.array([u * 16 for v in range(k) for u in range(k)], np.int64)
+    else:
+        tap = np.array([u * 16 + v for u in range(k) for v in range(k)], np.int64)
     dims = np.array([c, groups, hq, k], np.int64)
     offs_by_bo: dict[int, np.ndarray] = {}
 
@@ -263,9 +277,10 @@ def _band_path(layer: Layer, in_shape: tuple[int, ...], cb: np.ndarray, codes_t:
         flat = _aligned64(n * c * hq * 16 + _SLACK)
         kq.phase_split(x, pad, 1, hq, 16, flat[:n * c * hq * 16].reshape(n, c, 1, hq * 16))
         y = np.empty((n, n_out, ho, wo), f32)
-        kq.qconv_band(flat, dims, cb, offs_by_bo[bo], bias, bo, y)
+        kq.qconv_band(flat, dims, cb, offs_by_bo[bo], bias, bo, rotated, y)
         return y
 
+    kernel.rotated = rotated  # type: ignore[attr-defined]  # which look-up runs (tests)
     return kernel
 
 

@@ -2,7 +2,8 @@
 
 * ``window_add1..9``: acc += sums of shifted table windows, whole 16-float vectors
   (quantized conv look-up; portable LLVM vectors); ``channels_add1..9`` the same over a run of
-  channels with the window starts read from an offset array (the band path);
+  channels with the window starts read from an offset array (the band path), ``channels_rot1..5``
+  likewise with aligned loads and the column shifts applied by lane rotations;
 * ``dotR``, ``dotR_acc``, ``dotR_pair``: LUT rows as FMA chains (quantized conv table; portable);
 * ``lut32_packed``/``lut16_packed``: quantized fc look-ups with the table held in AVX-512
   registers, ``vpermi2ps``/``vpermps`` on bit-packed codes (AVX-512F only);
@@ -22,7 +23,8 @@ from numba.extending import intrinsic
 __all__ = ["HAS_AVX512", "cpu_name", "simd_level", "window_add1", "window_add2", "window_add3", "window_add4",
            "window_add5", "window_add6", "window_add7", "window_add8", "window_add9", "channels_add1",
            "channels_add2", "channels_add3", "channels_add4", "channels_add5", "channels_add6", "channels_add7",
-           "channels_add8", "channels_add9", "pow_m075", "lut32_packed",
+           "channels_add8", "channels_add9", "channels_rot1", "channels_rot2", "channels_rot3", "channels_rot4",
+           "channels_rot5", "pow_m075", "lut32_packed",
            "lut16_packed", "PACK32", "PACK16"]
 
 
@@ -144,6 +146,59 @@ def _channels_intrinsic(ntap: int):  # type: ignore[no-untyped-def]
 # path's look-up of a run of channels in one call (no per-channel call overhead).
 channels_add1, channels_add2, channels_add3, channels_add4, channels_add5, channels_add6, channels_add7, \
     channels_add8, channels_add9 = (_channels_intrinsic(t) for t in range(1, 10))
+
+
+def _rotated_codegen(k: int):  # type: ignore[no-untyped-def]
+    """LLVM code for ``channels_rot{k}``: the look-up of a run of channels from a band table whose
+    loads are all aligned. Per channel, offs holds k*k window starts, v-major (column shift v
+    outer, tap row u inner) without the shift; per vector j the k taps of shift v are summed as a
+    balanced tree, s_v, and acc[j] += s_0 + rot_1(s_1) + ... + rot_{k-1}(s_{k-1}), rot_v moving
+    lane i + v to lane i (lanes that wrap are >= 16 - v: the caller drops them)."""
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        acc_v, a0, astride, tab_v, offs_v, f0, fstride, nch, nvec = args
+        arr_acc = context.make_array(signature.args[0])(context, builder, acc_v)
+        arr_tab = context.make_array(signature.args[3])(context, builder, tab_v)
+        arr_offs = context.make_array(signature.args[4])(context, builder, offs_v)
+        v16f = ir.VectorType(ir.FloatType(), 16)
+        i32 = ir.IntType(32)
+        masks = [ir.Constant(ir.VectorType(i32, 16), [(i + v) % 16 for i in range(16)]) for v in range(k)]
+        with cgutils.for_range(builder, nch) as chan:
+            f = builder.add(f0, builder.mul(chan.index, fstride))
+            offs = [builder.sext(builder.load(builder.gep(arr_offs.data, [builder.add(f, ir.Constant(f.type, t))])),
+                                 f.type) for t in range(k * k)]
+            ao = builder.add(a0, builder.mul(chan.index, astride))
+            with cgutils.for_range(builder, nvec) as loop:
+                j = builder.mul(loop.index, ir.Constant(loop.index.type, 16))
+                total = None
+                for v in range(k):
+                    vals = [builder.load(_vec16(builder, arr_tab.data, builder.add(q, j)), align=4)
+                            for q in offs[v * k:(v + 1) * k]]
+                    while len(vals) > 1:
+                        vals = [builder.fadd(vals[i], vals[i + 1]) if i + 1 < len(vals) else vals[i]
+                                for i in range(0, len(vals), 2)]
+                    part = vals[0] if v == 0 else builder.shuffle_vector(vals[0], ir.Constant(v16f, None), masks[v])
+                    total = part if total is None else builder.fadd(total, part)
+                p_acc = _vec16(builder, arr_acc.data, builder.add(ao, j))
+                builder.store(builder.fadd(builder.load(p_acc, align=4), total), p_acc, align=4)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+def _rotated_intrinsic(k: int):  # type: ignore[no-untyped-def]
+    def impl(typingctx, acc, a0, astride, table, offs, f0, fstride, nch, nvec):  # type: ignore[no-untyped-def]
+        return (types.void(acc, a0, astride, table, offs, f0, fstride, nch, nvec), _rotated_codegen(k))
+
+    impl.__name__ = f"channels_rot{k}"
+    impl.__doc__ = (f"For ch < nch: acc[a0 + ch astride + i] += the {k}x{k} taps whose aligned window starts are "
+                    f"offs[f0 + ch fstride + v {k} + u], shift v applied by a lane rotation, i < 16 nvec.")
+    return intrinsic(impl)
+
+
+# channels_rotK(acc, a0, astride, table, offs, f0, fstride, nch, nvec), K = 1..5: the band path's
+# look-up with aligned loads (every table window and accumulator on a 64-byte line).
+channels_rot1, channels_rot2, channels_rot3, channels_rot4, channels_rot5 = (_rotated_intrinsic(k) for k in range(1, 6))
 
 
 def _dot_codegen(nrows: int, accumulate: bool, ncw: int = 1):  # type: ignore[no-untyped-def]
