@@ -294,3 +294,24 @@ def test_bad_inputs_are_one_line_errors(backend) -> None:  # type: ignore[no-unt
         qfc(np.zeros((2, 5), np.float32))
     with pytest.raises(QcnnError, match="layer f: look-up needs the table"):
         qfc.lookup(np.zeros((1, 3, 7), np.float32))
+
+
+@pytest.mark.parametrize("rotate", [1, 0])
+@pytest.mark.parametrize("case", [(3, 35, 31, 8, 11, 4, 0, 1, "3:16"),   # conv1-like: 16 phases, 3x3 .. 2x2 grids
+                                  (8, 13, 20, 6, 5, 1, 2, 2, "4:32"),    # conv2-like: one 5x5 grid, Wq 24 -> 32
+                                  (6, 20, 19, 4, 3, 2, 1, 1, "2:8")],    # stride 2: 2x2, 2x1, 1x2, 1x1 grids
+                         ids=["conv1", "conv2", "stride2"])
+def test_rotated_grid_lookup(backend, case, rotate, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The rotated phase-grid look-up (and the shifted one it replaces): reference values, and the
+    fused call equal to the stages bit for bit."""
+    import qcnn_numba.layers as nl
+
+    monkeypatch.setattr(nl, "GRID_ROTATE", rotate)
+    c, h, w, o, k, st, pad, g, quant = case
+    layer = Layer("c", "conv", out=o, kernel=k, stride=st, pad=pad, groups=g, quant=Quant.parse(quant))
+    params = conv_params(layer, c)
+    x = batch(2, (c, h, w))
+    kernel = backend.prepare(layer, params, (c, h, w))
+    y = kernel(x)
+    assert np.array_equal(kernel.lookup(kernel.table(x)), y)
+    assert rel_err(y, ref.qconv(x, params["codebook"], params["codes"], params["bias"], st, pad, g)) < TOL

@@ -27,11 +27,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .simd import (channels_rot1, channels_rot2, channels_rot3, channels_rot4, channels_rot5, channels_add1, channels_add2, channels_add3, channels_add4, channels_add5, channels_add6,
-                   channels_add7, channels_add8, channels_add9, dot1, dot1_acc, dot1_pair, dot2, dot2_acc, dot2_pair, dot3, dot3_acc, dot3_pair, dot4,
-                   dot4_acc, dot4_pair, dot5, dot5_acc, dot5_pair, dot6, dot6_acc, dot6_pair, dot7, dot7_acc,
-                   dot7_pair, dot8, dot8_acc, dot8_pair, window_add1, window_add2, window_add3, window_add4,
-                   window_add5, window_add6, window_add7, window_add8, window_add9)
+from .simd import (GRID_MAX, grid_rot1x1, grid_rot1x2, grid_rot1x3, grid_rot1x4, grid_rot1x5, grid_rot2x1,
+                   grid_rot2x2, grid_rot2x3, grid_rot2x4, grid_rot2x5, grid_rot3x1, grid_rot3x2, grid_rot3x3,
+                   grid_rot3x4, grid_rot3x5, grid_rot4x1, grid_rot4x2, grid_rot4x3, grid_rot4x4, grid_rot4x5,
+                   grid_rot5x1, grid_rot5x2, grid_rot5x3, grid_rot5x4, grid_rot5x5, channels_rot1,
+                   channels_rot2, channels_rot3, channels_rot4, channels_rot5, channels_add1, channels_add2,
+                   channels_add3, channels_add4, channels_add5, channels_add6, channels_add7, channels_add8,
+                   channels_add9, dot1, dot1_acc, dot1_pair, dot2, dot2_acc, dot2_pair, dot3, dot3_acc,
+                   dot3_pair, dot4, dot4_acc, dot4_pair, dot5, dot5_acc, dot5_pair, dot6, dot6_acc, dot6_pair,
+                   dot7, dot7_acc, dot7_pair, dot8, dot8_acc, dot8_pair, window_add1, window_add2,
+                   window_add3, window_add4, window_add5, window_add6, window_add7, window_add8, window_add9)
 
 __all__ = ["phase_split", "qconv_table", "qconv_lookup", "qconv_fused", "qconv_band"]
 
@@ -263,9 +268,67 @@ def _accumulate_rotated(acc: np.ndarray, a0: int, astride: int, tab: np.ndarray,
         channels_rot1(acc, a0, astride, tab, offs, f0, fstride, nch, nvec)
 
 
+@njit(cache=True, inline="always")
+def _accumulate_grid(acc: np.ndarray, a0: int, tab: np.ndarray, cs: np.ndarray, t0: int, ndu: int, ndv: int,
+                     pbase: int, pstride: int, tap_off: np.ndarray, nvec: int) -> None:
+    """acc[a0:][:16 nvec] += one output's phase tap grid of ndu x ndv <= GRID_MAX (taps t0.. v-major, window
+    starts pbase + cs[t] pstride + tap_off[t], aligned) by ``simd.grid_rot{ndu}x{ndv}``."""
+    if ndu == 1 and ndv == 1:
+        grid_rot1x1(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 1 and ndv == 2:
+        grid_rot1x2(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 1 and ndv == 3:
+        grid_rot1x3(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 1 and ndv == 4:
+        grid_rot1x4(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 1 and ndv == 5:
+        grid_rot1x5(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 2 and ndv == 1:
+        grid_rot2x1(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 2 and ndv == 2:
+        grid_rot2x2(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 2 and ndv == 3:
+        grid_rot2x3(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 2 and ndv == 4:
+        grid_rot2x4(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 2 and ndv == 5:
+        grid_rot2x5(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 3 and ndv == 1:
+        grid_rot3x1(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 3 and ndv == 2:
+        grid_rot3x2(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 3 and ndv == 3:
+        grid_rot3x3(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 3 and ndv == 4:
+        grid_rot3x4(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 3 and ndv == 5:
+        grid_rot3x5(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 4 and ndv == 1:
+        grid_rot4x1(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 4 and ndv == 2:
+        grid_rot4x2(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 4 and ndv == 3:
+        grid_rot4x3(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 4 and ndv == 4:
+        grid_rot4x4(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 4 and ndv == 5:
+        grid_rot4x5(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 5 and ndv == 1:
+        grid_rot5x1(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 5 and ndv == 2:
+        grid_rot5x2(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 5 and ndv == 3:
+        grid_rot5x3(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 5 and ndv == 4:
+        grid_rot5x4(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+    elif ndu == 5 and ndv == 5:
+        grid_rot5x5(acc, a0, tab, cs, t0, pbase, pstride, tap_off, nvec)
+
+
 @njit(cache=True, parallel=True)
 def qconv_lookup(tf: np.ndarray, dims: np.ndarray, codes: np.ndarray, tap_off: np.ndarray,
-                 ph_start: np.ndarray, bias: np.ndarray, block: int, band: int, out: np.ndarray) -> None:
+                 ph_start: np.ndarray, grid: np.ndarray, bias: np.ndarray, block: int, band: int,
+                 out: np.ndarray) -> None:
     """Sum the table planes the codes pick.
 
     tf: the flat table [N, G, S, K, PS] + slack; dims = (N, G, S, K, P, Hq Wq, Wq, PS);
@@ -273,6 +336,9 @@ def qconv_lookup(tf: np.ndarray, dims: np.ndarray, codes: np.ndarray, tap_off: n
     ph_start [P + 1]: taps of phase ph are ph_start[ph]..ph_start[ph+1]; bias [O];
     out [N, O, Ho, Wo]. Jobs are (image, group, block of ``block`` outputs); each job
     walks output row bands of ``band`` rows with accumulators acc [block, pitch].
+    grid [P, 2]: (0, 0), or for rotated look-ups (Wq whole vectors) the phase's tap grid
+    (row shifts, column shifts) <= GRID_MAX, its taps v-major and tap_off = (u//st) Wq
+    (:func:`_accumulate_grid`).
     """
     groups, nsub, ncode, nph, hw, wq, pstride = dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7]
     n_img, n_out, ho, wo = out.shape
@@ -295,8 +361,12 @@ def qconv_lookup(tf: np.ndarray, dims: np.ndarray, codes: np.ndarray, tap_off: n
                 sbase = ((n * groups + g) * nsub + s) * ncode * pstride
                 for ph in range(nph):
                     for oo in range(nb):
-                        _accumulate(acc, oo * pitch, tf, codes[o0 + oo, s], ph_start[ph], ph_start[ph + 1],
-                                    sbase + ph * hw + i0 * wq, pstride, tap_off, nvec)
+                        if grid[ph, 0] > 0:
+                            _accumulate_grid(acc, oo * pitch, tf, codes[o0 + oo, s], ph_start[ph], grid[ph, 0],
+                                             grid[ph, 1], sbase + ph * hw + i0 * wq, pstride, tap_off, nvec)
+                        else:
+                            _accumulate(acc, oo * pitch, tf, codes[o0 + oo, s], ph_start[ph], ph_start[ph + 1],
+                                        sbase + ph * hw + i0 * wq, pstride, tap_off, nvec)
             for oo in range(nb):
                 for i in range(rows):
                     out[n, o0 + oo, i0 + i, :] = acc[oo * pitch + i * wq:oo * pitch + i * wq + wo]
@@ -304,7 +374,8 @@ def qconv_lookup(tf: np.ndarray, dims: np.ndarray, codes: np.ndarray, tap_off: n
 
 @njit(cache=True, parallel=True)
 def qconv_fused(xf: np.ndarray, dims: np.ndarray, cb: np.ndarray, codes: np.ndarray, tap_off: np.ndarray,
-                ph_start: np.ndarray, bias: np.ndarray, block: int, band: int, out: np.ndarray) -> None:
+                ph_start: np.ndarray, grid: np.ndarray, bias: np.ndarray, block: int, band: int,
+                out: np.ndarray) -> None:
     """Quantized conv with the LUT built in cache-sized tiles and consumed at once.
 
     The same sums in the same order as ``qconv_table`` then ``qconv_lookup`` (bit-identical
@@ -329,7 +400,7 @@ def qconv_fused(xf: np.ndarray, dims: np.ndarray, cb: np.ndarray, codes: np.ndar
         n = job // (nblk * groups)
         o0 = g * og + blk * block
         nb = min(block, (g + 1) * og - o0)
-        buf = _zeros64(nb * pitch + ncode * tstride + 16)
+        buf = _zeros64(nb * pitch + ncode * tstride + 32)
         acc = buf[:nb * pitch]
         tile = buf[nb * pitch:]  # tails read only into dropped lanes: keep finite
         for i0 in range(0, ho, band):
@@ -346,8 +417,12 @@ def qconv_fused(xf: np.ndarray, dims: np.ndarray, cb: np.ndarray, codes: np.ndar
                     _dot_codewords(tile, 0, tstride, xf, xo, nph * hw, wf, s * ncode * dim, dim, deff, 0, ncode,
                                    tvec)
                     for oo in range(nb):
-                        _accumulate(acc, oo * pitch, tile, codes[o0 + oo, s], ph_start[ph], ph_start[ph + 1],
-                                    0, tstride, tap_off, nvec)
+                        if grid[ph, 0] > 0:
+                            _accumulate_grid(acc, oo * pitch, tile, codes[o0 + oo, s], ph_start[ph], grid[ph, 0],
+                                             grid[ph, 1], 0, tstride, tap_off, nvec)
+                        else:
+                            _accumulate(acc, oo * pitch, tile, codes[o0 + oo, s], ph_start[ph], ph_start[ph + 1],
+                                        0, tstride, tap_off, nvec)
             for oo in range(nb):
                 for i in range(rows):
                     out[n, o0 + oo, i0 + i, :] = acc[oo * pitch + i * wq:oo * pitch + i * wq + wo]

@@ -31,7 +31,7 @@ Kernel = Callable[[np.ndarray], np.ndarray]
 
 #: Bytes of L2 a look-up job may fill with its accumulators plus one (s, phase) table slice.
 L2_BUDGET = 1_400_000
-_SLACK = 16  # floats after a conv table: the look-up reads whole 16-float vectors
+_SLACK = 32  # floats after a conv table: the look-up reads whole 16-float vectors (one ahead when rotated)
 
 
 def _c32(x: np.ndarray) -> np.ndarray:
@@ -175,11 +175,21 @@ def _qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, 
     hq, wq = -(-hp // st), -(-wp // st)
     nph = st * st
     ho, wo = _out_size(h, k, st, pad), _out_size(w, k, st, pad)
-    # taps sorted by phase; codes re-laid out [O, S, taps] in that order
-    taps = sorted(((u % st) * st + v % st, u, v) for u in range(k) for v in range(k))
-    tap_u = np.array([t[1] for t in taps], np.int64)
-    tap_v = np.array([t[2] for t in taps], np.int64)
-    tap_off = np.ascontiguousarray((tap_u // st) * wq + tap_v // st, dtype=np.int64)
+    band_path = st == 1 and wq <= 16 and BAND_ROWS
+    # per phase (py, px): a grid of row shifts u // st (u = py, py + st, ..) x column shifts
+    grid = np.array([[len(range(py, k, st)), len(range(px, k, st))] for py in range(st) for px in range(st)],
+                    np.int64)
+    rotated = bool(GRID_ROTATE and not band_path and grid.max() <= kq.GRID_MAX)
+    if rotated:
+        wq = -(-wq // 16) * 16  # whole vectors per row: every window start aligned
+    else:
+        grid[:] = 0
+    # taps sorted by phase (then v-major when rotated); codes re-laid out [O, S, taps] in that order
+    taps = sorted(((u % st) * st + v % st, v if rotated else u, u if rotated else v)
+                  for u in range(k) for v in range(k))
+    tap_u = np.array([t[2 if rotated else 1] for t in taps], np.int64)
+    tap_v = np.array([t[1 if rotated else 2] for t in taps], np.int64)
+    tap_off = np.ascontiguousarray((tap_u // st) * wq + (0 if rotated else tap_v // st), dtype=np.int64)
     ph_start = np.searchsorted(np.array([t[0] for t in taps]), np.arange(nph + 1)).astype(np.int64)
     codes_t = np.ascontiguousarray(codes[:, tap_u, tap_v, :].transpose(0, 2, 1))  # [O, S, T]
     qmax = (k - 1) // st
@@ -217,7 +227,7 @@ def _qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, 
         block, band = blocking(n)
         dims = np.array([n, groups, nsub, ncode, nph, hq * wq, wq, pstride], np.int64)
         y = np.empty((n, n_out, ho, wo), f32)
-        kq.qconv_lookup(t, dims, codes_t, tap_off, ph_start, bias, block, band, y)
+        kq.qconv_lookup(t, dims, codes_t, tap_off, ph_start, grid, bias, block, band, y)
         return y
 
     def fused(x: np.ndarray) -> np.ndarray:
@@ -225,10 +235,10 @@ def _qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, 
         block, band = blocking(n)
         y = np.empty((n, n_out, ho, wo), f32)
         kq.qconv_fused(split(x), np.array([n, c, groups, nph, hq, wq, qmax], np.int64), cb, codes_t, tap_off,
-                       ph_start, bias, block, band, y)
+                       ph_start, grid, bias, block, band, y)
         return y
 
-    if st == 1 and wq <= 16 and BAND_ROWS:
+    if band_path:
         return TiledStagedKernel(table, lookup, _band_path(layer, in_shape, cb, codes_t, bias, threads))
     return TiledStagedKernel(table, lookup, fused)
 
@@ -242,6 +252,12 @@ BAND_ROWS = 16
 #: applied once per tap group by a lane rotation (AlexNet conv3-5 3.68 -> 3.2 ms measured);
 #: 0 = shifted loads, the stages' summation order bit for bit. ``QCNN_NUMBA_BAND_ROTATE=0``.
 BAND_ROTATE = 0 if os.environ.get("QCNN_NUMBA_BAND_ROTATE", "1") == "0" else 1
+
+#: Other quantized convs (stride phases with tap grids up to 5 x 5, e.g. AlexNet conv1, conv2):
+#: 1 (default) = rotated look-up, rows padded to whole vectors so every window start is aligned,
+#: each column shift applied by two-vector shuffles of its taps' partial sums (``simd.grid_rot``);
+#: 0 = shifted loads. ``QCNN_NUMBA_GRID_ROTATE=0`` selects the latter.
+GRID_ROTATE = 0 if os.environ.get("QCNN_NUMBA_GRID_ROTATE", "1") == "0" else 1
 
 
 def _band_path(layer: Layer, in_shape: tuple[int, ...], cb: np.ndarray, codes_t: np.ndarray,

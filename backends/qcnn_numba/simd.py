@@ -3,7 +3,8 @@
 * ``window_add1..9``: acc += sums of shifted table windows, whole 16-float vectors
   (quantized conv look-up; portable LLVM vectors); ``channels_add1..9`` the same over a run of
   channels with the window starts read from an offset array (the band path), ``channels_rot1..5``
-  likewise with aligned loads and the column shifts applied by lane rotations;
+  likewise with aligned loads and the column shifts applied by lane rotations; ``grid_rotAxB`` the
+  same for one output's phase tap grid over multi-vector windows (two-vector shuffles);
 * ``dotR``, ``dotR_acc``, ``dotR_pair``: LUT rows as FMA chains (quantized conv table; portable);
 * ``lut32_packed``/``lut16_packed``: quantized fc look-ups with the table held in AVX-512
   registers, ``vpermi2ps``/``vpermps`` on bit-packed codes (AVX-512F only);
@@ -22,10 +23,14 @@ from numba.extending import intrinsic
 
 __all__ = ["HAS_AVX512", "cpu_name", "simd_level", "window_add1", "window_add2", "window_add3", "window_add4",
            "window_add5", "window_add6", "window_add7", "window_add8", "window_add9", "channels_add1",
-           "channels_add2", "channels_add3", "channels_add4", "channels_add5", "channels_add6", "channels_add7",
-           "channels_add8", "channels_add9", "channels_rot1", "channels_rot2", "channels_rot3", "channels_rot4",
-           "channels_rot5", "pow_m075", "lut32_packed",
-           "lut16_packed", "PACK32", "PACK16"]
+           "channels_add2", "channels_add3", "channels_add4", "channels_add5", "channels_add6",
+           "channels_add7", "channels_add8", "channels_add9", "channels_rot1", "channels_rot2",
+           "channels_rot3", "channels_rot4", "channels_rot5", "GRID_MAX", "grid_rot1x1", "grid_rot1x2",
+           "grid_rot1x3", "grid_rot1x4", "grid_rot1x5", "grid_rot2x1", "grid_rot2x2", "grid_rot2x3",
+           "grid_rot2x4", "grid_rot2x5", "grid_rot3x1", "grid_rot3x2", "grid_rot3x3", "grid_rot3x4",
+           "grid_rot3x5", "grid_rot4x1", "grid_rot4x2", "grid_rot4x3", "grid_rot4x4", "grid_rot4x5",
+           "grid_rot5x1", "grid_rot5x2", "grid_rot5x3", "grid_rot5x4", "grid_rot5x5", "pow_m075",
+           "lut32_packed", "lut16_packed", "PACK32", "PACK16"]
 
 
 def _features() -> set[str]:
@@ -199,6 +204,99 @@ def _rotated_intrinsic(k: int):  # type: ignore[no-untyped-def]
 # channels_rotK(acc, a0, astride, table, offs, f0, fstride, nch, nvec), K = 1..5: the band path's
 # look-up with aligned loads (every table window and accumulator on a 64-byte line).
 channels_rot1, channels_rot2, channels_rot3, channels_rot4, channels_rot5 = (_rotated_intrinsic(k) for k in range(1, 6))
+
+
+def _grid_codegen(ndu: int, ndv: int):  # type: ignore[no-untyped-def]
+    """LLVM code for ``grid_rot{ndu}x{ndv}``: the look-up of one output's taps of one stride phase,
+    an ndu x ndv grid of (row shift du, column shift dv), from table windows whose starts are all
+    aligned. Tap t = dv ndu + du (v-major) starts at q_t = pbase + codes[t0 + t] pstride + toff[t0 + t]
+    (toff holds du Wq, Wq a whole number of vectors). Per vector j the ndu taps of each dv are summed
+    as a balanced tree, s_dv[j], and
+        acc[a0 + 16 j + i] += s_0[j][i] + s_1[j:j+2][i + 1] + ... + s_{ndv-1}[j:j+2][i + ndv - 1],
+    each shifted term one two-vector shuffle (valignd) of consecutive partial sums, the later one
+    carried to the next j. Reads reach 16 (nvec + 1) floats past each window start."""
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        acc_v, a0, tab_v, cs_v, t0, pbase, pstride, toff_v, nvec = args
+        arr_acc = context.make_array(signature.args[0])(context, builder, acc_v)
+        arr_tab = context.make_array(signature.args[2])(context, builder, tab_v)
+        arr_cs = context.make_array(signature.args[3])(context, builder, cs_v)
+        arr_toff = context.make_array(signature.args[7])(context, builder, toff_v)
+        v16f = ir.VectorType(ir.FloatType(), 16)
+        i32, i64 = ir.IntType(32), pbase.type
+        offs = []
+        for t in range(ndu * ndv):
+            ti = builder.add(t0, ir.Constant(t0.type, t))
+            code = builder.zext(builder.load(builder.gep(arr_cs.data, [ti])), i64)
+            toff = builder.load(builder.gep(arr_toff.data, [ti]))
+            offs.append(builder.add(builder.add(pbase, builder.mul(code, pstride)), toff))
+
+        def shift_sum(dv, j):  # type: ignore[no-untyped-def]
+            vals = [builder.load(_vec16(builder, arr_tab.data, builder.add(q, j)), align=4)
+                    for q in offs[dv * ndu:(dv + 1) * ndu]]
+            while len(vals) > 1:
+                vals = [builder.fadd(vals[i], vals[i + 1]) if i + 1 < len(vals) else vals[i]
+                        for i in range(0, len(vals), 2)]
+            return vals[0]
+
+        carry = [cgutils.alloca_once(builder, v16f) for _ in range(ndv)]
+        zero = ir.Constant(i64, 0)
+        for dv in range(1, ndv):
+            builder.store(shift_sum(dv, zero), carry[dv])
+        masks = [ir.Constant(ir.VectorType(i32, 16), [i + dv for i in range(16)]) for dv in range(ndv)]
+        with cgutils.for_range(builder, nvec) as loop:
+            j = builder.mul(loop.index, ir.Constant(loop.index.type, 16))
+            j1 = builder.add(j, ir.Constant(j.type, 16))
+            total = shift_sum(0, j)
+            for dv in range(1, ndv):
+                nxt = shift_sum(dv, j1)
+                total = builder.fadd(total, builder.shuffle_vector(builder.load(carry[dv]), nxt, masks[dv]))
+                builder.store(nxt, carry[dv])
+            p_acc = _vec16(builder, arr_acc.data, builder.add(a0, j))
+            builder.store(builder.fadd(builder.load(p_acc, align=4), total), p_acc, align=4)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+def _grid_intrinsic(ndu: int, ndv: int):  # type: ignore[no-untyped-def]
+    def impl(typingctx, acc, a0, table, codes, t0, pbase, pstride, toff, nvec):  # type: ignore[no-untyped-def]
+        return (types.void(acc, a0, table, codes, t0, pbase, pstride, toff, nvec), _grid_codegen(ndu, ndv))
+
+    impl.__name__ = f"grid_rot{ndu}x{ndv}"
+    impl.__doc__ = (f"acc[a0 + i] += the {ndu}x{ndv} taps (v-major) at aligned window starts "
+                    "pbase + codes[t0 + t] pstride + toff[t0 + t], column shifts by shuffles, i < 16 nvec.")
+    return intrinsic(impl)
+
+
+# grid_rotAxB(acc, a0, table, codes, t0, pbase, pstride, toff, nvec) for phase tap grids of
+# A row shifts x B column shifts, A, B <= 5 (GRID_MAX).
+GRID_MAX = 5
+grid_rot1x1 = _grid_intrinsic(1, 1)
+grid_rot1x2 = _grid_intrinsic(1, 2)
+grid_rot1x3 = _grid_intrinsic(1, 3)
+grid_rot1x4 = _grid_intrinsic(1, 4)
+grid_rot1x5 = _grid_intrinsic(1, 5)
+grid_rot2x1 = _grid_intrinsic(2, 1)
+grid_rot2x2 = _grid_intrinsic(2, 2)
+grid_rot2x3 = _grid_intrinsic(2, 3)
+grid_rot2x4 = _grid_intrinsic(2, 4)
+grid_rot2x5 = _grid_intrinsic(2, 5)
+grid_rot3x1 = _grid_intrinsic(3, 1)
+grid_rot3x2 = _grid_intrinsic(3, 2)
+grid_rot3x3 = _grid_intrinsic(3, 3)
+grid_rot3x4 = _grid_intrinsic(3, 4)
+grid_rot3x5 = _grid_intrinsic(3, 5)
+grid_rot4x1 = _grid_intrinsic(4, 1)
+grid_rot4x2 = _grid_intrinsic(4, 2)
+grid_rot4x3 = _grid_intrinsic(4, 3)
+grid_rot4x4 = _grid_intrinsic(4, 4)
+grid_rot4x5 = _grid_intrinsic(4, 5)
+grid_rot5x1 = _grid_intrinsic(5, 1)
+grid_rot5x2 = _grid_intrinsic(5, 2)
+grid_rot5x3 = _grid_intrinsic(5, 3)
+grid_rot5x4 = _grid_intrinsic(5, 4)
+grid_rot5x5 = _grid_intrinsic(5, 5)
 
 
 def _dot_codegen(nrows: int, accumulate: bool, ncw: int = 1):  # type: ignore[no-untyped-def]
