@@ -121,6 +121,10 @@ def conv_cases() -> list[tuple[Layer, tuple[int, int, int], int, int]]:
         (Layer("f1", "conv", out=6, kernel=3, stride=2, pad=1, groups=3), (9, 10, 7), 3),
         (Layer("c6", "conv", out=4, kernel=3, pad=1, quant=Quant(11, 16)), (20, 6, 7), 1),  # D > 8
         (Layer("c7", "conv", out=3, kernel=5, stride=4, quant=Quant(12, 8)), (12, 9, 140), 3),  # long rows, D > 8
+        # rows wider than a vector (whole-vector rows: the rotated fused tiles), strides 1-3
+        (Layer("w1", "conv", out=8, kernel=3, pad=1, groups=2, quant=Quant(4, 32)), (6, 7, 40), 1),
+        (Layer("w2", "conv", out=7, kernel=5, stride=2, pad=2, quant=Quant(3, 16)), (5, 11, 70), 3),
+        (Layer("w3", "conv", out=5, kernel=7, stride=3, pad=1, quant=Quant(2, 7)), (4, 12, 61), 1),
     ]
     cases += [(layer, shape, n, 100 + j) for j, (layer, shape, n) in enumerate(fixed)]
     return cases
@@ -149,14 +153,18 @@ def test_qconv_schedules_agree(backend, monkeypatch, order, row_block, simd, acc
             run_case(backend, layer, in_shape, batch, seed)
 
 
+@pytest.mark.parametrize("rotate", [0, 1])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_qconv_fused_equals_staged(backend, monkeypatch, threads):
+def test_qconv_fused_equals_staged(backend, monkeypatch, threads, rotate):
     """The row-fused call (table rows built just before their look-ups) gives bit for bit the sums
     of the SIMD table + table-row-major look-up, on every random geometry (strides 1-4, pads 0-3,
-    groups, D not dividing C, batch 1 and 3), with 1 and 2 threads. (The band path of narrow
-    stride-1 layers sums in another order; it is checked against the reference in run_case.)"""
+    groups, D not dividing C, batch 1 and 3), with 1 and 2 threads; with rotated tiles (another
+    summation order) the same within float rounding. (The band path of narrow stride-1 layers
+    sums in another order; it is checked against the reference in run_case.)"""
     from qcnn_cffi import qconv
 
+    monkeypatch.setattr(qconv, "FUSED_ROTATE", rotate)
+    monkeypatch.setattr(qconv, "FUSED_ROT_MIN_TAPS", 0)  # rotate every geometry that allows it
     monkeypatch.setattr(qconv, "BAND", 0)
     monkeypatch.setattr(qconv, "LOOKUP_ORDER", "table")
     monkeypatch.setattr(qconv, "ROW_BLOCK", 1)
@@ -164,7 +172,7 @@ def test_qconv_fused_equals_staged(backend, monkeypatch, threads):
     before = backend.info()["threads"]
     backend.set_threads(threads)
     try:
-        n = 0
+        n = rotated = 0
         for layer, in_shape, batch, seed in conv_cases():
             if layer.quant is None:
                 continue
@@ -173,9 +181,13 @@ def test_qconv_fused_equals_staged(backend, monkeypatch, threads):
             x = rng.standard_normal((batch, *in_shape)).astype(np.float32)
             kernel = backend.prepare(layer, params, in_shape)
             assert isinstance(kernel, qconv.FusedQConv) and kernel.fused is not None
-            np.testing.assert_array_equal(kernel(x), kernel.lookup(kernel.table(x)), err_msg=layer.name)
+            rotated += kernel.fused.rotated
+            if kernel.fused.rotated:
+                assert rel_err(kernel(x), kernel.lookup(kernel.table(x))) <= 1e-6, layer.name
+            else:
+                np.testing.assert_array_equal(kernel(x), kernel.lookup(kernel.table(x)), err_msg=layer.name)
             n += 1
-        assert n >= 20
+        assert n >= 20 and (rotated >= 5 if rotate and backend_lib().qc_conv_fused_rot_r() else rotated == 0)
     finally:
         backend.set_threads(before)
 
@@ -202,9 +214,11 @@ def test_qconv_band_path(backend, monkeypatch, layer, in_shape, rotate):
         run_case(backend, layer, in_shape, batch, 11)
     kernel = backend.prepare(layer, make_params(layer, in_shape, np.random.default_rng(2)), in_shape)
     assert isinstance(kernel, qconv.FusedQConv) and kernel.fused is not None
-    assert kernel.fused.__name__ == "band"
-    fits = in_shape[2] + 2 * layer.pad <= int(backend_lib().qc_conv_chunk())  # padded row in one vector
-    assert kernel.fused.rotated == bool(rotate and fits and backend_lib().qc_conv_band_rot_r() > 0)
+    vl = int(backend_lib().qc_conv_chunk())
+    if output_shape(layer, in_shape)[2] <= vl:  # rows of one vector (AVX-512 here; AVX2 has 8-float rows)
+        assert kernel.fused.__name__ == "band"
+        fits = in_shape[2] + 2 * layer.pad <= vl  # padded row in one vector
+        assert kernel.fused.rotated == bool(rotate and fits and backend_lib().qc_conv_band_rot_r() > 0)
     x = np.random.default_rng(4).standard_normal((2, *in_shape)).astype(np.float32)
     assert rel_err(kernel(x), kernel.lookup(kernel.table(x))) <= RTOL
 

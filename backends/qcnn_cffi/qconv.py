@@ -97,6 +97,16 @@ BAND_ROWS = 4
 #: cache lines costs ~1.5 aligned ones here; AlexNet conv3-5 measured ~20% faster); 0 = shifted
 #: loads (8-channel tiles). ``QCNN_CFFI_BAND_ROTATE=0`` selects the latter.
 BAND_ROTATE = 0 if os.environ.get("QCNN_CFFI_BAND_ROTATE", "1") == "0" else 1
+
+#: Row-fused path (other layers, e.g. AlexNet conv1, conv2): 1 (default, SIMD builds, rows of whole
+#: vectors) = rotated tiles: aligned loads, every tap group split by column shift, each shift
+#: applied once to its group's partial sums by a two-vector permute; 0 = shifted loads.
+#: ``QCNN_CFFI_FUSED_ROTATE=0`` selects the latter.
+FUSED_ROTATE = 0 if os.environ.get("QCNN_CFFI_FUSED_ROTATE", "1") == "0" else 1
+#: ... used when the shift groups average at least this many taps (the permutes and the smaller
+#: tiles are paid per group): AlexNet conv1 (16 phases, ~13 taps per group) 3.5 -> 2.95 ms;
+#: conv2 (one phase, 2 taps per group) would go 2.0 -> 2.9 ms, so it keeps shifted loads.
+FUSED_ROT_MIN_TAPS = 6
 ROT_ROWS = 3  # rows per rotated tile (qc_qconv_band's VROT)
 
 #: Table building: 1 (default) = register-blocked SIMD FMAs (the dv input vectors stay in
@@ -185,6 +195,31 @@ def _tap_groups_tr(k: int, st: int, s: int, block_bytes: int,
     return (np.array(taps, np.int64).reshape(-1, 3), np.array(gstart, np.int32), np.array(gdu, np.int32))
 
 
+def _channel_tiles(groups: int, og: int, r: int) -> tuple[list[tuple[int, int, int]], np.ndarray]:
+    """Register tiles of ``r`` output channels, group-major, never straddling a group: ([(group,
+    first channel, count)], chan [ntiles, r]); a short last tile repeats its last channel
+    (computed, not stored)."""
+    tiles = [(g, o0, min(r, (g + 1) * og - o0)) for g in range(groups) for o0 in range(g * og, (g + 1) * og, r)]
+    chan = np.array([[o0 + min(i, rc - 1) for i in range(r)] for _, o0, rc in tiles], np.int64).reshape(-1, r)
+    return tiles, chan
+
+
+def _split_by_shift(taps: np.ndarray, gstart: np.ndarray, gdu: np.ndarray,
+                    st: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Split every tap group into one group per column shift dv = v // st (ascending), for the
+    rotated fused tiles: (taps [ntaps, 3], gstart [ngroups + 1], gdu [ngroups], gdv [ngroups])."""
+    out, starts, dus, dvs = [], [0], [], []
+    for g in range(len(gstart) - 1):
+        grp = taps[gstart[g]:gstart[g + 1]]
+        shift = grp[:, 1] // st
+        for dv in np.unique(shift):
+            out.append(grp[shift == dv])
+            starts.append(starts[-1] + len(out[-1]))
+            dus.append(gdu[g])
+            dvs.append(dv)
+    return (np.concatenate(out), np.array(starts, np.int32), np.array(dus, np.int32), np.array(dvs, np.int32))
+
+
 def code_stride(pw: int, vl: int) -> int:
     """Floats between consecutive codes' rows in a table row: ``pw`` (= P Wq, the row's values),
     plus one cache line when that is a multiple of 1 KB. Codes a multiple of 4 KB apart (AlexNet
@@ -231,11 +266,8 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
     int32_dims(layer, table_columns=p_ * wq, group_table=gsize + rowstride, codewords=kk, dims=d,
                input_rows=c * hq * p_ * wq)
 
-    # register tiles of R output channels, never straddling a group; a short last tile repeats
-    # its last channel (computed, not stored)
-    tiles = [(g, o0, min(r, (g + 1) * og - o0)) for g in range(groups) for o0 in range(g * og, (g + 1) * og, r)]
+    tiles, chan = _channel_tiles(groups, og, r)
     ntiles = len(tiles)
-    chan = np.array([[o0 + min(i, rc - 1) for i in range(r)] for _, o0, rc in tiles], np.int64)  # [ntiles, R]
     nvrow = -(-wo // vl)
     rb = max(1, int(lib.qc_conv_width()) // vl // nvrow) if nvrow * vl <= int(lib.qc_conv_width()) else 1
     rb = min(rb, ROW_BLOCK, ho)
@@ -310,16 +342,32 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
     # one-block sets, with code_stride keeping a block's lines in distinct L1 sets: 4.0 ms)
     fblock = kk * wq * 4
     ftaps, fgstart, fgdu = _tap_groups_tr(k, st, s, fblock, FUSED_MIN_TAPS if 2 * fblock <= L1_BUDGET else 1 << 30)
+    # rotated tiles: every load aligned, column shifts applied per group (see qc_qconv_fused)
+    frot = bool(FUSED_ROTATE and lib.qc_conv_fused_rot_r() > 0 and wq % vl == 0 and (k - 1) // st < vl)
+    if frot:
+        split = _split_by_shift(ftaps, fgstart, fgdu, st)
+        frot = len(ftaps) >= FUSED_ROT_MIN_TAPS * (len(split[1]) - 1)  # enough taps per shift group
+    if frot:
+        ftaps, fgstart, fgdu, fgdv = split
+        fr = int(lib.qc_conv_fused_rot_r())
+        ftiles, fchan = _channel_tiles(groups, og, fr)
+    else:
+        fr, ftiles, fchan, fgdv = r, tiles, chan, None
     fu, fv, fs = ftaps[:, 0], ftaps[:, 1], ftaps[:, 2]
-    foffs = (fs * rowstride + ((fu % st) * st + fv % st) * wq + fv // st)[None] \
+    foffs = (fs * rowstride + ((fu % st) * st + fv % st) * wq + (0 if frot else fv // st))[None] \
         + codes[:, fu, fv, fs].astype(np.int64) * cs  # [O, ntaps]
-    foffs_t = np.ascontiguousarray(foffs[chan].transpose(0, 2, 1)).astype(np.int32)
+    foffs_t = np.ascontiguousarray(foffs[fchan].transpose(0, 2, 1)).astype(np.int32)
     frow = groups * s * rowstride
-    frowfl = frow + max(0, (groups - 1) * s * rowstride + int(foffs.max()) + wread - frow) + vl
-    ftchunk = max(1, FUSED_ACC_BUDGET // (r * nvrow * vl * 4))
+    frowfl = frow + max(0, (groups - 1) * s * rowstride + int(foffs.max()) + wread - frow) + vl * (2 if frot else 1)
+    ftchunk = max(1, FUSED_ACC_BUDGET // (fr * nvrow * vl * 4))
+    fntiles = len(ftiles)
+    ftile_arrays = [np.array([t[i] for t in ftiles], np.int32) for i in range(3)]  # group, first channel, count
+    fbias_t = np.ascontiguousarray(bias[fchan])
     fptrs = dict(offs=ptr(ffi, foffs_t, "int32_t[]"), gstart=ptr(ffi, fgstart, "int32_t[]"),
-                 gdu=ptr(ffi, fgdu, "int32_t[]"))
-    per_thread = int(lib.qc_qconv_fused_scratch(frowfl, kr, ntiles, wo))
+                 gdu=ptr(ffi, fgdu, "int32_t[]"), gdv=ffi.NULL if fgdv is None else ptr(ffi, fgdv, "int32_t[]"),
+                 g=ptr(ffi, ftile_arrays[0], "int32_t[]"), o0=ptr(ffi, ftile_arrays[1], "int32_t[]"),
+                 rc=ptr(ffi, ftile_arrays[2], "int32_t[]"), bias=ptr(ffi, fbias_t))
+    per_thread = int(lib.qc_qconv_fused_scratch(frowfl, kr, fntiles, wo))
     scratch_cache = BufferCache()
 
     def fused(x: np.ndarray) -> np.ndarray:
@@ -329,11 +377,13 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
         scratch = scratch_cache.get(nth * per_thread,
                                     lambda size: empty(size, layer.name, "the fused table rows"))
         y = np.empty((n, o, ho, wo), f32)
-        lib.qc_qconv_fused(ptr(ffi, xq), n, c, groups, p_, hq, wq, cs, ptrs["cb"], s, kk, d, ntiles, ptrs["o0"],
-                           ptrs["rc"], ptrs["g"], fptrs["offs"], ntaps, len(fgstart) - 1, fptrs["gstart"],
-                           fptrs["gdu"], kr, ptrs["bias"], o, ho, wo, ftchunk, frowfl, ptr(ffi, scratch), nth,
-                           ptr(ffi, y))
+        lib.qc_qconv_fused(ptr(ffi, xq), n, c, groups, p_, hq, wq, cs, ptrs["cb"], s, kk, d, fntiles, fptrs["o0"],
+                           fptrs["rc"], fptrs["g"], fptrs["offs"], ntaps, len(fgstart) - 1, fptrs["gstart"],
+                           fptrs["gdu"], fptrs["gdv"], kr, fptrs["bias"], o, ho, wo, ftchunk, frowfl,
+                           ptr(ffi, scratch), nth, ptr(ffi, y))
         return y
+
+    fused.rotated = frot  # type: ignore[attr-defined]  # which tiles run (tests, timing notes)
 
     if FUSED and BAND and st == 1 and wo <= vl:
         fused = _band_path(layer, (c, h, w), (ho, wo), (hq, -(-(w + 2 * pad) // st)), codebook, codes, bias,
@@ -356,9 +406,7 @@ def _band_path(layer: Layer, chw: tuple[int, int, int], howo: tuple[int, int], h
     rot = int(BAND_ROTATE and wq <= vl and lib.qc_conv_band_rot_r() > 0)
     r = int(lib.qc_conv_band_rot_r()) if rot else int(lib.qc_conv_band_r())
     og = o // groups
-    # tiles of r channels, group-major, never straddling a group; a short tile repeats its last channel
-    tiles = [(g, o0, min(r, (g + 1) * og - o0)) for g in range(groups) for o0 in range(g * og, (g + 1) * og, r)]
-    chan = np.array([[o0 + min(i, rc - 1) for i in range(r)] for _, o0, rc in tiles], np.int64)  # [ntiles, RB]
+    tiles, chan = _channel_tiles(groups, og, r)
     bias_t = np.ascontiguousarray(bias[chan])
     tile_arrays = [np.array([t[i] for t in tiles], np.int32) for i in range(3)]  # group, first channel, count
     wp = -(-wq // vl) * vl

@@ -370,15 +370,16 @@ static const tile_fn TILES[VMAX + 1] = {
 #endif
 };
 
-static void fill_bias_s(float *slot, int64_t t0, int64_t t1, const float *bias_t, int64_t nq, int64_t astride) {
+static void fill_bias_s(float *slot, int64_t t0, int64_t t1, const float *bias_t, int64_t nq, int64_t astride,
+                        int64_t rt) {
     for (int64_t tl = t0; tl < t1; ++tl)
-        for (int r = 0; r < R; ++r) {
-            float b = bias_t[tl * R + r], *d = slot + (tl * R + r) * astride;
+        for (int64_t r = 0; r < rt; ++r) {
+            float b = bias_t[tl * rt + r], *d = slot + (tl * rt + r) * astride;
             for (int64_t q = 0; q < nq; ++q) d[q] = b;
         }
 }
 static void fill_bias(float *slot, int64_t t0, int64_t t1, const float *bias_t, int64_t nq) {
-    fill_bias_s(slot, t0, t1, bias_t, nq, WMAX);
+    fill_bias_s(slot, t0, t1, bias_t, nq, WMAX, R);
 }
 
 /* Output-row-major: blocks of rb rows x one column segment of nvc vectors (rb > 1 only when a
@@ -503,6 +504,85 @@ void qc_qconv_lookup_tr(const float *T, int64_t N, int64_t tsize, int64_t gsize,
     }
 }
 
+/* Rotated tiles of the fused path (SIMD builds; rows of whole vectors). Every table load is
+ * aligned: offsets carry no column shift, and a group of taps shares one shift dv (its gdv), so
+ * the group's taps are summed into b, RROT channels x (V + 1) vectors, and then
+ * a[v] += lanes dv .. dv + VL - 1 of b[v] : b[v + 1] (one two-vector permute per vector and group).
+ * dv = 0 groups add straight into a. Reads reach (V + 1) VL floats past each offset. */
+#if VL == 16
+#define RROT 3
+typedef __m512i rot2_t;
+static inline rot2_t rot2_index(int64_t dv) {
+    return _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                            _mm512_set1_epi32((int)dv));
+}
+static inline vf vshift2(vf lo, vf hi, rot2_t idx) { return _mm512_permutex2var_ps(lo, idx, hi); }
+#elif VL == 8
+#define RROT 2
+typedef __m256i rot2_t;
+static inline rot2_t rot2_index(int64_t dv) {
+    return _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)dv));
+}
+static inline vf vshift2(vf lo, vf hi, rot2_t idx) {
+    __m256i lane = _mm256_and_si256(idx, _mm256_set1_epi32(7));
+    __m256 from_hi = _mm256_castsi256_ps(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(7)));
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, lane), _mm256_permutevar8x32_ps(hi, lane), from_hi);
+}
+#endif
+#ifdef RROT
+int qc_conv_fused_rot_r(void) { return RROT; }
+#define DEF_TILEROT(V)                                                                           \
+    static void tilerot_##V(const float *base, const int32_t *of, int64_t ntaps, float *const *accp, \
+                            int64_t astride, const rot2_t *ix, int64_t dv) {                     \
+        vf a[RROT][V];                                                                           \
+        for (int r = 0; r < RROT; ++r)                                                           \
+            for (int v = 0; v < V; ++v) a[r][v] = vload(accp[v] + r * astride);                  \
+        int64_t t = ntaps; /* >= 1 */                                                            \
+        if (dv == 0) {                                                                           \
+            do {                                                                                 \
+                for (int r = 0; r < RROT; ++r) {                                                 \
+                    const float *p = base + of[r];                                               \
+                    for (int v = 0; v < V; ++v) a[r][v] = vadd(a[r][v], vload(p + v * VL));      \
+                }                                                                                \
+                of += RROT;                                                                      \
+            } while (--t > 0);                                                                   \
+        } else {                                                                                 \
+            vf b[RROT][V + 1];                                                                   \
+            for (int r = 0; r < RROT; ++r)                                                       \
+                for (int v = 0; v <= V; ++v) b[r][v] = vset1(0.0f);                              \
+            do {                                                                                 \
+                for (int r = 0; r < RROT; ++r) {                                                 \
+                    const float *p = base + of[r];                                               \
+                    for (int v = 0; v <= V; ++v) b[r][v] = vadd(b[r][v], vload(p + v * VL));     \
+                }                                                                                \
+                of += RROT;                                                                      \
+            } while (--t > 0);                                                                   \
+            for (int r = 0; r < RROT; ++r)                                                       \
+                for (int v = 0; v < V; ++v) a[r][v] = vadd(a[r][v], vshift2(b[r][v], b[r][v + 1], ix[dv])); \
+        }                                                                                        \
+        for (int r = 0; r < RROT; ++r)                                                           \
+            for (int v = 0; v < V; ++v) vstore(accp[v] + r * astride, a[r][v]);                  \
+    }
+#pragma GCC push_options
+#pragma GCC optimize("unroll-loops")
+DEF_TILEROT(1)
+DEF_TILEROT(2)
+DEF_TILEROT(3)
+#if VMAX >= 4
+DEF_TILEROT(4)
+#endif
+#pragma GCC pop_options
+typedef void (*tilerot_fn)(const float *, const int32_t *, int64_t, float *const *, int64_t, const rot2_t *, int64_t);
+static const tilerot_fn TILESROT[VMAX + 1] = {
+    0, tilerot_1, tilerot_2, tilerot_3,
+#if VMAX >= 4
+    tilerot_4,
+#endif
+};
+#else
+int qc_conv_fused_rot_r(void) { return 0; } /* scalar build: no rotated tiles */
+#endif
+
 /* Fused table building and look-up: the table-row-major look-up above (rb = 1), but table row rho
  * of every (group, subspace) is built, by the same SIMD code as qc_qconv_table, into a per-thread
  * row buffer [G, S, K, P, Wq] right before the look-ups that read it, so the table never leaves
@@ -520,12 +600,20 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
                     int64_t cs, const float *cb, int64_t S, int64_t K, int64_t D,
                     int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
                     const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
-                    const int32_t *gdu, int64_t kr, const float *bias_t, int64_t O, int64_t Ho, int64_t Wo,
-                    int64_t tchunk, int64_t rowfl, float *scratch, int64_t nscratch, float *y) {
+                    const int32_t *gdu, const int32_t *gdv, int64_t kr, const float *bias_t, int64_t O, int64_t Ho,
+                    int64_t Wo, int64_t tchunk, int64_t rowfl, float *scratch, int64_t nscratch, float *y) {
     int64_t Cg = C / G, pw = P * Wq, chan = Hq * pw, rowstride = K * cs, gsz = S * rowstride;
+    /* gdv: rotated tiles of RROT channels (see above), else tiles of R with shifted loads */
+#ifdef RROT
+    int64_t rt = gdv ? RROT : R;
+    rot2_t ix[VL];
+    for (int64_t v = 0; v < VL; ++v) ix[v] = rot2_index(v);
+#else
+    int64_t rt = R;
+#endif
     /* accumulator rows as wide as a segment's vectors (dense: no cache sets left idle) */
     int64_t astride = qc_min64(WMAX, (Wo + VL - 1) / VL * VL);
-    int64_t HWo = Ho * Wo, nseg = (Wo + WMAX - 1) / WMAX, segsz = ntiles * R * astride, slotsz = nseg * segsz;
+    int64_t HWo = Ho * Wo, nseg = (Wo + WMAX - 1) / WMAX, segsz = ntiles * rt * astride, slotsz = nseg * segsz;
     int64_t ring = kr + 1, per = qc_qconv_fused_scratch(rowfl, kr, ntiles, Wo);
     if (tchunk < 1) tchunk = ntiles;
     int nth = qc_nthreads < nscratch ? qc_nthreads : (int)nscratch;
@@ -561,7 +649,8 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
                 for (int64_t seg = 0; seg < nseg; ++seg) {
                     int64_t c0 = seg * WMAX, width = qc_min64(WMAX, Wo - c0), nvc = (width + VL - 1) / VL;
                     if (rho < ihi)
-                        fill_bias_s(acc + (rho % ring) * slotsz + seg * segsz, 0, ntiles, bias_t, nvc * VL, astride);
+                        fill_bias_s(acc + (rho % ring) * slotsz + seg * segsz, 0, ntiles, bias_t, nvc * VL, astride,
+                                    rt);
                     for (int64_t ta = 0; ta < ntiles; ta += tchunk) {
                         int64_t tb = qc_min64(ta + tchunk, ntiles);
                         for (int64_t gr = 0; gr < ngroups; ++gr) {
@@ -569,9 +658,17 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
                             if (i0 < ilo || i0 >= ihi) continue;
                             float *slot = acc + (i0 % ring) * slotsz + seg * segsz;
                             for (int64_t tl = ta; tl < tb; ++tl) {
-                                for (int64_t v = 0; v < nvc; ++v) accp[v] = slot + tl * R * astride + v * VL;
-                                TILESA[nvc](row + tile_g[tl] * gsz + c0, vo, offs + (tl * ntaps + gstart[gr]) * R,
-                                            gstart[gr + 1] - gstart[gr], accp, astride);
+                                for (int64_t v = 0; v < nvc; ++v) accp[v] = slot + tl * rt * astride + v * VL;
+                                const int32_t *of = offs + (tl * ntaps + gstart[gr]) * rt;
+#ifdef RROT
+                                if (gdv) {
+                                    TILESROT[nvc](row + tile_g[tl] * gsz + c0, of, gstart[gr + 1] - gstart[gr], accp,
+                                                  astride, ix, gdv[gr]);
+                                    continue;
+                                }
+#endif
+                                TILESA[nvc](row + tile_g[tl] * gsz + c0, vo, of, gstart[gr + 1] - gstart[gr], accp,
+                                            astride);
                             }
                         }
                     }
@@ -584,7 +681,7 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
                         for (int64_t tl = 0; tl < ntiles; ++tl) {
                             float *dst = y + n * O * HWo + tile_o0[tl] * HWo + done * Wo + c0;
                             for (int r = 0; r < tile_rc[tl]; ++r)
-                                copy_row(dst + r * HWo, slot + seg * segsz + (tl * R + r) * astride, width);
+                                copy_row(dst + r * HWo, slot + seg * segsz + (tl * rt + r) * astride, width);
                         }
                     }
                 }

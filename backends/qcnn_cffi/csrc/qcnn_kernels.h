@@ -81,12 +81,17 @@ void qc_qconv_lookup_tr(const float *T, int64_t N, int64_t tsize, int64_t gsize,
  * ceil(Wo/VL)*VL columns past each offset. scratch: nscratch (>= 1; at most nscratch threads run)
  * blocks of qc_qconv_fused_scratch(rowfl, kr, ntiles, Wo) floats. */
 int64_t qc_qconv_fused_scratch(int64_t rowfl, int64_t kr, int64_t ntiles, int64_t Wo);
+/* gdv NULL: tiles of R = qc_conv_r() channels, offsets as above. gdv [ngroups] (only when
+ * qc_conv_fused_rot_r() > 0, Wq a whole number of vectors and every gdv < VL): rotated tiles of
+ * qc_conv_fused_rot_r() channels; all taps of group g share the column shift gdv[g] = v/st, which
+ * the offsets then leave out; rowfl's slack covers reads up to (ceil(Wo/VL) + 1) * VL columns. */
+int qc_conv_fused_rot_r(void);
 void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P, int64_t Hq, int64_t Wq,
                     int64_t cs, const float *cb, int64_t S, int64_t K, int64_t D,
                     int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
                     const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
-                    const int32_t *gdu, int64_t kr, const float *bias_t, int64_t O, int64_t Ho, int64_t Wo,
-                    int64_t tchunk, int64_t rowfl, float *scratch, int64_t nscratch, float *y);
+                    const int32_t *gdu, const int32_t *gdv, int64_t kr, const float *bias_t, int64_t O, int64_t Ho,
+                    int64_t Wo, int64_t tchunk, int64_t rowfl, float *scratch, int64_t nscratch, float *y);
 /* Narrow stride-1 layers (Wo <= VL): x is xq [N, C, Hq, 1, Wq]; output rows Bo at a time, per
  * (group, subspace) a band table [K, BR = Bo + k - 1, WP] (WP = Wq rounded up to whole vectors)
  * built into a per-thread buffer, then every channel's k*k taps of that subspace added with one
