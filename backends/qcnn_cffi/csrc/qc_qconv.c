@@ -73,10 +73,13 @@ void qc_pad_phase(const float *x, int64_t N, int64_t C, int64_t H, int64_t W, in
                         memset(d + j1, 0, (size_t)(Wq - j1) * sizeof(float));
                         continue;
                     }
-                    for (int64_t j = 0; j < Wq; ++j) {
-                        int64_t w = j * st + px - pad;
-                        d[j] = (w >= 0 && w < W) ? s[w] : 0.0f;
-                    }
+                    /* columns j with 0 <= j st + px - pad < W: [j0, j1) */
+                    int64_t j0 = qc_min64(pad > px ? (pad - px + st - 1) / st : 0, Wq);
+                    int64_t j1 = qc_max64(qc_min64(W + pad - px > 0 ? (W + pad - px + st - 1) / st : 0, Wq), j0);
+                    const float *sp = s + px - pad;
+                    for (int64_t j = 0; j < j0; ++j) d[j] = 0.0f;
+                    for (int64_t j = j0; j < j1; ++j) d[j] = sp[j * st];
+                    for (int64_t j = j1; j < Wq; ++j) d[j] = 0.0f;
                 }
             }
     }
