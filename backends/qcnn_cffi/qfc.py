@@ -3,7 +3,9 @@
 Table: T[n, s, k] = sum_{d < D, sD + d < F} x[n, sD + d] codebook[s, k, d], rows padded to Kp
 entries (16 or 32 so that AVX-512 keeps a row in one or two registers). Look-up:
 y[n, o] = b[o] + sum_s T[n, s, A[o, s]] with codes blocked [O/B, S, B], so the codes of B
-consecutive outputs in one subspace are contiguous and a permute looks up 16 at once.
+consecutive outputs in one subspace are contiguous and a permute looks up 16 at once (on AVX-512
+packed: 4-bit codes for K <= 16, 5-bit codes in 32-bit words for K <= 32, B = 96; see
+``csrc/qc_qfc.c``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ def qfc(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...
     bias = tensor(layer, params, "bias", (o,))
     if codes.size and int(codes.max()) >= kk:
         raise QcnnError(f"layer {layer.name}: code {int(codes.max())} is out of range for K = {kk}")
-    kp, b = int(lib.qc_fc_kpad(kk)), int(lib.qc_fc_block())
+    kp = int(lib.qc_fc_kpad(kk))
+    b, nbytes = int(lib.qc_fc_block_for(kp)), int(lib.qc_fc_code_bytes(kp))
     ob = -(-o // b)
     int32_dims(layer, inputs=f, outputs=ob * b, table=s * kp)
 
@@ -45,8 +48,13 @@ def qfc(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...
     blocked = np.zeros((ob * b, s), np.uint8)
     blocked[:o] = codes
     blocked = np.ascontiguousarray(blocked.reshape(ob, b, s).transpose(0, 2, 1))  # [Ob, S, B]
-    if int(lib.qc_fc_code_bytes(kp)) == b // 2:  # 4-bit codes, two per byte: code(i) | code(i + B/2) << 4
+    if nbytes == b // 2:  # 4-bit codes, two per byte: code(i) | code(i + B/2) << 4
         blocked = np.ascontiguousarray(blocked[:, :, :b // 2] | (blocked[:, :, b // 2:] << 4))
+    elif nbytes < b:  # 5-bit codes, b / 16 per 32-bit word: word l = sum_q code(16 q + l) << 5 q
+        fields = blocked.reshape(ob, s, b // 16, 16).astype("<u4")  # [Ob, S, q, l]
+        words = np.bitwise_or.reduce(fields << (5 * np.arange(b // 16, dtype="<u4"))[None, None, :, None], axis=2)
+        blocked = np.ascontiguousarray(words).view(np.uint8)  # [Ob, S, 64]
+    assert blocked.shape == (ob, s, nbytes), (blocked.shape, nbytes)
     bias_pad = np.zeros(ob * b, f32)
     bias_pad[:o] = bias
     cbt_p, codes_p, bias_p = ptr(ffi, cbt), ptr(ffi, blocked, "uint8_t[]"), ptr(ffi, bias_pad)

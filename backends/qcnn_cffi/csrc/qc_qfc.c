@@ -4,6 +4,10 @@
  * vector of codes indexes a table row held in registers: AVX-512 vpermps (K <= 16) or vpermi2ps
  * (K <= 32, two registers), a gather above that; AVX2 vpermps for K <= 8, else a gather; scalar
  * otherwise. Table rows are padded to Kp entries (zeros beyond K; codes < K never read them).
+ * Codes are streamed once per image from memory (AlexNet fc6: 9.4 M), so they are packed where the
+ * permutes allow: K <= 16 two 4-bit codes per byte; K <= 32 (AVX-512) six 5-bit codes per 32-bit
+ * word, word l of a subspace holding outputs l, 16 + l, ..., 80 + l of a block of B = 96
+ * (vpermi2ps reads the low 5 bits of each index, so a shift is the whole unpacking).
  */
 #include <string.h>
 #include "qc_internal.h"
@@ -17,6 +21,14 @@
 #endif
 
 int qc_fc_block(void) { return B; }
+
+int qc_fc_block_for(int Kp) {
+#if VL == 16
+    if (Kp == 32) return 96;
+#endif
+    (void)Kp;
+    return B;
+}
 
 void qc_qfc_table(const float *x, int64_t N, int64_t F, const float *cbt, int64_t S, int64_t D, int64_t Kp,
                   float *T) {
@@ -38,7 +50,8 @@ void qc_qfc_table(const float *x, int64_t N, int64_t F, const float *cbt, int64_
     }
 }
 
-/* acc[0..B) = bias[0..B) + sum_s T[s][codes[s*B + i]] for one block of B outputs and one sample */
+/* acc[0..Bk) = bias[0..Bk) + sum_s T[s][code(s, i)] for one block of Bk = qc_fc_block_for(Kp)
+ * outputs and one sample */
 static void block_lookup(const float *T, int64_t S, int64_t Kp, const uint8_t *codes, const float *bias,
                          float *out) {
 #if VL == 16
@@ -56,16 +69,22 @@ static void block_lookup(const float *T, int64_t S, int64_t Kp, const uint8_t *c
             a2 = _mm512_add_ps(a2, _mm512_permutexvar_ps(_mm512_srli_epi32(i0, 4), t));
             a3 = _mm512_add_ps(a3, _mm512_permutexvar_ps(_mm512_srli_epi32(i1, 4), t));
         }
-    } else if (Kp == 32) {
+    } else if (Kp == 32) { /* packed: 6 x 5-bit codes per word, 96 outputs (see the top) */
+        __m512 a4 = _mm512_loadu_ps(bias + 64), a5 = _mm512_loadu_ps(bias + 80);
         for (int64_t s = 0; s < S; ++s) {
-            const uint8_t *c = codes + s * B;
+            const uint8_t *c = codes + s * 64;
             _mm_prefetch((const char *)(c + QC_FC_PREFETCH), _MM_HINT_T0);
             __m512 lo = _mm512_loadu_ps(T + s * 32), hi = _mm512_loadu_ps(T + s * 32 + 16);
-            a0 = _mm512_add_ps(a0, _mm512_permutex2var_ps(lo, IDX(0), hi));
-            a1 = _mm512_add_ps(a1, _mm512_permutex2var_ps(lo, IDX(1), hi));
-            a2 = _mm512_add_ps(a2, _mm512_permutex2var_ps(lo, IDX(2), hi));
-            a3 = _mm512_add_ps(a3, _mm512_permutex2var_ps(lo, IDX(3), hi));
+            __m512i w = _mm512_loadu_si512((const void *)c);
+            a0 = _mm512_add_ps(a0, _mm512_permutex2var_ps(lo, w, hi));
+            a1 = _mm512_add_ps(a1, _mm512_permutex2var_ps(lo, _mm512_srli_epi32(w, 5), hi));
+            a2 = _mm512_add_ps(a2, _mm512_permutex2var_ps(lo, _mm512_srli_epi32(w, 10), hi));
+            a3 = _mm512_add_ps(a3, _mm512_permutex2var_ps(lo, _mm512_srli_epi32(w, 15), hi));
+            a4 = _mm512_add_ps(a4, _mm512_permutex2var_ps(lo, _mm512_srli_epi32(w, 20), hi));
+            a5 = _mm512_add_ps(a5, _mm512_permutex2var_ps(lo, _mm512_srli_epi32(w, 25), hi));
         }
+        _mm512_storeu_ps(out + 64, a4);
+        _mm512_storeu_ps(out + 80, a5);
     } else {
         for (int64_t s = 0; s < S; ++s) {
             const uint8_t *c = codes + s * B;
@@ -117,8 +136,8 @@ void qc_qfc_lookup(const float *T, int64_t N, int64_t S, int64_t Kp, const uint8
                    const float *bias, int64_t O, float *y) {
 #pragma omp parallel for num_threads(qc_nthreads) if (qc_nthreads > 1 && Ob > 1) schedule(static)
     for (int64_t blk = 0; blk < Ob; ++blk) {
-        float out[B];
-        int64_t o0 = blk * B, cnt = qc_min64(B, O - o0);
+        float out[128];
+        int64_t bk = qc_fc_block_for((int)Kp), o0 = blk * bk, cnt = qc_min64(bk, O - o0);
         for (int64_t n = 0; n < N; ++n) {
             block_lookup(T + n * S * Kp, S, Kp, codes + blk * S * qc_fc_code_bytes((int)Kp), bias + o0, out);
             memcpy(y + n * O + o0, out, (size_t)cnt * sizeof(float));
@@ -129,6 +148,7 @@ void qc_qfc_lookup(const float *T, int64_t N, int64_t S, int64_t Kp, const uint8
 int qc_fc_code_bytes(int Kp) {
 #if VL == 16
     if (Kp == 16) return B / 2;
+    if (Kp == 32) return 64; /* 16 words of six codes */
 #endif
     return B;
 }

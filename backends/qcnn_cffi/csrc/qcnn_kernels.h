@@ -125,14 +125,17 @@ int qc_conv_width(void); /* columns per register tile (row segments are at most 
  * T [N, S, Kp], T[n,s,k] = sum_{d < D, sD+d < F} x[n, sD+d] cbt[s,d,k]. */
 void qc_qfc_table(const float *x, int64_t N, int64_t F, const float *cbt, int64_t S, int64_t D, int64_t Kp,
                   float *T);
-/* Look-up: codes blocked [Ob, S, qc_fc_code_bytes(Kp)] (B = qc_fc_block() outputs per block,
- * consecutive outputs contiguous), bias padded to [Ob * B]; y [N, O], y[n, o] = bias[o] + sum_s T[n, s, codes(o, s)] for o < O. */
+/* Look-up: codes blocked [Ob, S, qc_fc_code_bytes(Kp)] (Bk = qc_fc_block_for(Kp) outputs per
+ * block, consecutive outputs contiguous), bias padded to [Ob * Bk]; y [N, O],
+ * y[n, o] = bias[o] + sum_s T[n, s, codes(o, s)] for o < O. */
 void qc_qfc_lookup(const float *T, int64_t N, int64_t S, int64_t Kp, const uint8_t *codes, int64_t Ob,
                    const float *bias, int64_t O, float *y);
-int qc_fc_block(void);     /* B */
-int qc_fc_kpad(int K);     /* Kp: table row length for K codewords */
-/* Bytes of codes per (block, subspace): B, or B / 2 when Kp = 16 on AVX-512, where two 4-bit codes
- * share a byte: byte i < B/2 holds code(i) | code(i + B/2) << 4 (half the code bytes to stream). */
+int qc_fc_block(void);          /* B, the default block */
+int qc_fc_block_for(int Kp);    /* Bk: 96 when Kp = 32 on AVX-512, else B */
+int qc_fc_kpad(int K);          /* Kp: table row length for K codewords */
+/* Bytes of codes per (block, subspace): Bk bytes; on AVX-512 packed: Kp = 16: B / 2, two 4-bit
+ * codes per byte, byte i < B/2 = code(i) | code(i + B/2) << 4; Kp = 32: 64 bytes, sixteen
+ * little-endian 32-bit words, word l = sum_q code(16 q + l) << 5 q, q < 6. */
 int qc_fc_code_bytes(int Kp);
 
 #endif
