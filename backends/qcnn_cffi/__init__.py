@@ -14,14 +14,17 @@ Layout of the package:
   ``layer.op`` to them. Quantized layers are ``StagedKernel(table, lookup)``; a quantized conv's
   call fuses the two stages (``qconv.FusedQConv``: table rows, or for narrow stride-1 layers
   per-subspace band tables, built right before their look-ups).
-* ``bench_layers.py``: ``python -m qcnn_cffi.bench_layers`` times float vs quantized AlexNet.
+* ``bench_layers.py``: ``python -m qcnn_cffi.bench_layers`` times float vs quantized AlexNet;
+  ``roofline.py``: ``python -m qcnn_cffi.roofline`` measures the look-up add rate of this
+  machine and the floors it sets for each quantized conv.
 
 Build and tuning switches (environment variables): ``QCNN_CFFI_BLAS`` (auto/system/scipy),
 ``QCNN_CFFI_MARCH`` (native, x86-64-v3, x86-64, none), ``QCNN_CFFI_OPENMP`` (1/0) at build time;
 ``QCNN_CFFI_TABLE`` (simd/blas), ``QCNN_CFFI_LOOKUP_ORDER`` (table/output/auto),
 ``QCNN_CFFI_ROW_BLOCK``, ``QCNN_CFFI_ACC_BYTES``, ``QCNN_CFFI_FUSED`` (1/0),
 ``QCNN_CFFI_FUSED_MIN_TAPS``, ``QCNN_CFFI_FUSED_ACC_BYTES``, ``QCNN_CFFI_BAND`` (1/0),
-``QCNN_CFFI_PAD_WIDTH`` (1/0) when a layer is prepared.
+``QCNN_CFFI_BAND_ROTATE`` (1/0), ``QCNN_CFFI_FUSED_ROTATE`` (1/0), ``QCNN_CFFI_PAD_WIDTH`` (1/0)
+when a layer is prepared.
 """
 
 __all__: list[str] = []

@@ -8,7 +8,11 @@ loaded (``qcnn_numba.plugin`` registers a lazy ``BackendSpec``).
   ``Y[o] += T[g, s, A[o, u, v, s]][shifted window]`` (no gathers). Calling the kernel
   builds the LUT tile by tile (subspace, phase, row band) right before the look-ups that
   read it, so it stays in L2; ``.table``/``.lookup`` run the same arithmetic as two
-  stages with the whole LUT materialised (bit-identical results).
+  stages with the whole LUT materialised (bit-identical results). Rows are padded to whole
+  vectors so every table load is aligned; each column shift is applied once to the partial
+  sum of its taps by a lane shuffle (``QCNN_NUMBA_GRID_ROTATE=0`` reverts to shifted loads).
+  Narrow stride-1 layers (a padded row in one vector) take a band path with the same trick
+  (``QCNN_NUMBA_BAND_ROTATE=0``; another summation order than the stages, within rounding).
 * quantized fc: tables T[s, :] of <= 32 entries held in AVX-512 registers and looked up
   16 outputs at a time with ``vpermi2ps``/``vpermps`` on codes bit-packed 5 (or 4) bits
   each; a portable scalar loop otherwise.
