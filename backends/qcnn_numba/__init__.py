@@ -23,6 +23,8 @@ loaded (``qcnn_numba.plugin`` registers a lazy ``BackendSpec``).
 Parallel kernels split work over output channels (or output blocks) only, never inside
 a sum, so results are bit-identical for any thread count. Kernels are compiled with
 ``cache=True`` and warmed up in ``prepare``; ``python -m qcnn_numba.bench`` times them.
+numba's on-disk cache is keyed on the timestamp of the file that defines each kernel, not on
+the intrinsics it calls: after editing ``simd.py`` alone, delete ``__pycache__/*.nbi``.
 """
 
 __all__: list[str] = []

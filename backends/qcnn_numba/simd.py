@@ -67,6 +67,21 @@ def _vec16(builder, data, off):  # type: ignore[no-untyped-def]
     return builder.bitcast(builder.gep(data, [off]), v16f.as_pointer())
 
 
+def _window_sum(builder, data, starts, j):  # type: ignore[no-untyped-def]
+    """The sum of the 16-float windows data[q + j ..] over the starts q, as a balanced tree
+    ((w0 + w1) + (w2 + w3)) + ...: the one summation order of every look-up intrinsic here."""
+    vals = [builder.load(_vec16(builder, data, builder.add(q, j)), align=4) for q in starts]
+    while len(vals) > 1:
+        vals = [builder.fadd(vals[i], vals[i + 1]) if i + 1 < len(vals) else vals[i] for i in range(0, len(vals), 2)]
+    return vals[0]
+
+
+def _add_into(builder, data, off, value):  # type: ignore[no-untyped-def]
+    """data[off .. off + 16] += value."""
+    p = _vec16(builder, data, off)
+    builder.store(builder.fadd(builder.load(p, align=4), value), p, align=4)
+
+
 def _window_codegen(ntap: int):  # type: ignore[no-untyped-def]
     """LLVM code for acc[a + i] += table[q_0 + i] (+ table[q_1 + i] ...), i < 16 nvec, with the
     table windows summed as a balanced tree ((t0 + t1) + (t2 + t3)) before the add into acc."""
@@ -78,12 +93,7 @@ def _window_codegen(ntap: int):  # type: ignore[no-untyped-def]
         arr_tab = context.make_array(signature.args[2])(context, builder, tab_v)
         with cgutils.for_range(builder, nvec) as loop:
             j = builder.mul(loop.index, ir.Constant(loop.index.type, 16))
-            vals = [builder.load(_vec16(builder, arr_tab.data, builder.add(q, j)), align=4) for q in offs]
-            while len(vals) > 1:
-                vals = [builder.fadd(vals[i], vals[i + 1]) if i + 1 < len(vals) else vals[i]
-                        for i in range(0, len(vals), 2)]
-            p_acc = _vec16(builder, arr_acc.data, builder.add(ao, j))
-            builder.store(builder.fadd(builder.load(p_acc, align=4), vals[0]), p_acc, align=4)
+            _add_into(builder, arr_acc.data, builder.add(ao, j), _window_sum(builder, arr_tab.data, offs, j))
         return context.get_dummy_value()
 
     return codegen
@@ -126,12 +136,7 @@ def _channels_codegen(ntap: int):  # type: ignore[no-untyped-def]
             ao = builder.add(a0, builder.mul(chan.index, astride))
             with cgutils.for_range(builder, nvec) as loop:
                 j = builder.mul(loop.index, ir.Constant(loop.index.type, 16))
-                vals = [builder.load(_vec16(builder, arr_tab.data, builder.add(q, j)), align=4) for q in offs]
-                while len(vals) > 1:
-                    vals = [builder.fadd(vals[i], vals[i + 1]) if i + 1 < len(vals) else vals[i]
-                            for i in range(0, len(vals), 2)]
-                p_acc = _vec16(builder, arr_acc.data, builder.add(ao, j))
-                builder.store(builder.fadd(builder.load(p_acc, align=4), vals[0]), p_acc, align=4)
+                _add_into(builder, arr_acc.data, builder.add(ao, j), _window_sum(builder, arr_tab.data, offs, j))
         return context.get_dummy_value()
 
     return codegen
@@ -177,15 +182,11 @@ def _rotated_codegen(k: int):  # type: ignore[no-untyped-def]
                 j = builder.mul(loop.index, ir.Constant(loop.index.type, 16))
                 total = None
                 for v in range(k):
-                    vals = [builder.load(_vec16(builder, arr_tab.data, builder.add(q, j)), align=4)
-                            for q in offs[v * k:(v + 1) * k]]
-                    while len(vals) > 1:
-                        vals = [builder.fadd(vals[i], vals[i + 1]) if i + 1 < len(vals) else vals[i]
-                                for i in range(0, len(vals), 2)]
-                    part = vals[0] if v == 0 else builder.shuffle_vector(vals[0], ir.Constant(v16f, None), masks[v])
+                    part = _window_sum(builder, arr_tab.data, offs[v * k:(v + 1) * k], j)
+                    if v:
+                        part = builder.shuffle_vector(part, ir.Constant(v16f, None), masks[v])
                     total = part if total is None else builder.fadd(total, part)
-                p_acc = _vec16(builder, arr_acc.data, builder.add(ao, j))
-                builder.store(builder.fadd(builder.load(p_acc, align=4), total), p_acc, align=4)
+                _add_into(builder, arr_acc.data, builder.add(ao, j), total)
         return context.get_dummy_value()
 
     return codegen
@@ -232,12 +233,7 @@ def _grid_codegen(ndu: int, ndv: int):  # type: ignore[no-untyped-def]
             offs.append(builder.add(builder.add(pbase, builder.mul(code, pstride)), toff))
 
         def shift_sum(dv, j):  # type: ignore[no-untyped-def]
-            vals = [builder.load(_vec16(builder, arr_tab.data, builder.add(q, j)), align=4)
-                    for q in offs[dv * ndu:(dv + 1) * ndu]]
-            while len(vals) > 1:
-                vals = [builder.fadd(vals[i], vals[i + 1]) if i + 1 < len(vals) else vals[i]
-                        for i in range(0, len(vals), 2)]
-            return vals[0]
+            return _window_sum(builder, arr_tab.data, offs[dv * ndu:(dv + 1) * ndu], j)
 
         carry = [cgutils.alloca_once(builder, v16f) for _ in range(ndv)]
         zero = ir.Constant(i64, 0)
@@ -252,8 +248,7 @@ def _grid_codegen(ndu: int, ndv: int):  # type: ignore[no-untyped-def]
                 nxt = shift_sum(dv, j1)
                 total = builder.fadd(total, builder.shuffle_vector(builder.load(carry[dv]), nxt, masks[dv]))
                 builder.store(nxt, carry[dv])
-            p_acc = _vec16(builder, arr_acc.data, builder.add(a0, j))
-            builder.store(builder.fadd(builder.load(p_acc, align=4), total), p_acc, align=4)
+            _add_into(builder, arr_acc.data, builder.add(a0, j), total)
         return context.get_dummy_value()
 
     return codegen
