@@ -100,3 +100,24 @@ class PeakMemLoad:
         import qcnn
 
         qcnn.compile(qcnn.load(path), "reference")
+
+
+class TrackLookupRoofline:
+    """ns per 16-float look-up add on this machine (``qcnn_cffi.roofline`` probe: table in L1 or
+    L2, loads aligned or at a column shift): the bound on every quantized conv, so that results
+    from different machines can be read against it."""
+
+    params = [["L1 aligned", "L1 shifted", "L2 aligned", "L2 shifted"]]
+    param_names = ["probe"]
+    timeout = 300
+
+    def setup(self, probe: str) -> None:
+        require_backend("cffi")
+        pin_threads()
+
+    def track_ns_per_lookup_add(self, probe: str) -> float:
+        from qcnn_cffi import roofline
+
+        return roofline.probe_rates(runs=5, only=probe)[probe]
+
+    track_ns_per_lookup_add.unit = "ns"  # type: ignore[attr-defined]

@@ -88,12 +88,15 @@ def probe(table: np.ndarray, offs: np.ndarray, rowstride: int, reps: int) -> np.
     return acc
 
 
-def probe_rates(runs: int = 7, reps: int = 400) -> dict[str, float]:
+def probe_rates(runs: int = 7, reps: int = 400, only: str | None = None) -> dict[str, float]:
     """ns per look-up vector add, median of ``runs`` timed calls: {"L1 aligned": .., "L1 shifted": ..,
-    "L2 aligned": .., "L2 shifted": ..}."""
+    "L2 aligned": .., "L2 shifted": ..} (or just the probe named ``only``)."""
     rates = {}
     for level, nbytes in TABLES.items():
         for shifted in (False, True):
+            name = f"{level} {'shifted' if shifted else 'aligned'}"
+            if only is not None and name != only:
+                continue
             table, offs, rs = probe_inputs(nbytes, shifted)
             probe(table, offs, rs, 20)  # warm caches and the branch predictor
             adds = reps * offs.size * ROWS
@@ -102,7 +105,7 @@ def probe_rates(runs: int = 7, reps: int = 400) -> dict[str, float]:
                 t0 = time.perf_counter()
                 probe(table, offs, rs, reps)
                 times.append(time.perf_counter() - t0)
-            rates[f"{level} {'shifted' if shifted else 'aligned'}"] = 1e9 * statistics.median(times) / adds
+            rates[name] = 1e9 * statistics.median(times) / adds
     return rates
 
 
