@@ -195,13 +195,14 @@ def _tap_groups_tr(k: int, st: int, s: int, block_bytes: int,
     return (np.array(taps, np.int64).reshape(-1, 3), np.array(gstart, np.int32), np.array(gdu, np.int32))
 
 
-def _channel_tiles(groups: int, og: int, r: int) -> tuple[list[tuple[int, int, int]], np.ndarray]:
-    """Register tiles of ``r`` output channels, group-major, never straddling a group: ([(group,
-    first channel, count)], chan [ntiles, r]); a short last tile repeats its last channel
-    (computed, not stored)."""
+def _channel_tiles(groups: int, og: int, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Register tiles of ``r`` output channels, group-major, never straddling a group: (chan
+    [ntiles, r], and int32 [ntiles] each: tile_g (group), tile_o0 (first channel), tile_rc
+    (channel count)); a short last tile repeats its last channel (computed, not stored)."""
     tiles = [(g, o0, min(r, (g + 1) * og - o0)) for g in range(groups) for o0 in range(g * og, (g + 1) * og, r)]
     chan = np.array([[o0 + min(i, rc - 1) for i in range(r)] for _, o0, rc in tiles], np.int64).reshape(-1, r)
-    return tiles, chan
+    tile_g, tile_o0, tile_rc = (np.array([t[i] for t in tiles], np.int32) for i in range(3))
+    return chan, tile_g, tile_o0, tile_rc
 
 
 def _split_by_shift(taps: np.ndarray, gstart: np.ndarray, gdu: np.ndarray,
@@ -266,8 +267,8 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
     int32_dims(layer, table_columns=p_ * wq, group_table=gsize + rowstride, codewords=kk, dims=d,
                input_rows=c * hq * p_ * wq)
 
-    tiles, chan = _channel_tiles(groups, og, r)
-    ntiles = len(tiles)
+    chan, tile_g, tile_o0, tile_rc = _channel_tiles(groups, og, r)
+    ntiles = len(chan)
     nvrow = -(-wo // vl)
     rb = max(1, int(lib.qc_conv_width()) // vl // nvrow) if nvrow * vl <= int(lib.qc_conv_width()) else 1
     rb = min(rb, ROW_BLOCK, ho)
@@ -288,9 +289,6 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
     offs = tap_off[None] + code_off  # [O, ntaps]
     offs_t = np.ascontiguousarray(offs[chan].transpose(0, 2, 1)).astype(np.int32)  # [ntiles, ntaps, R]
     bias_t = np.ascontiguousarray(bias[chan])
-    tile_g = np.array([t[0] for t in tiles], np.int32)
-    tile_o0 = np.array([t[1] for t in tiles], np.int32)
-    tile_rc = np.array([t[2] for t in tiles], np.int32)
     # reads of one sample end below (G-1) gsize + max offset + (Ho-1) rowstride + ceil(Wo/VL) VL;
     # the slack after the last table covers the overshoot (it only feeds dropped columns)
     wread = -(-wo // vl) * vl
@@ -350,9 +348,9 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
     if frot:
         ftaps, fgstart, fgdu, fgdv = split
         fr = int(lib.qc_conv_fused_rot_r())
-        ftiles, fchan = _channel_tiles(groups, og, fr)
+        fchan, *ftile_arrays = _channel_tiles(groups, og, fr)
     else:
-        fr, ftiles, fchan, fgdv = r, tiles, chan, None
+        fr, fchan, ftile_arrays, fgdv = r, chan, [tile_g, tile_o0, tile_rc], None
     fu, fv, fs = ftaps[:, 0], ftaps[:, 1], ftaps[:, 2]
     foffs = (fs * rowstride + ((fu % st) * st + fv % st) * wq + (0 if frot else fv // st))[None] \
         + codes[:, fu, fv, fs].astype(np.int64) * cs  # [O, ntaps]
@@ -360,8 +358,7 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
     frow = groups * s * rowstride
     frowfl = frow + max(0, (groups - 1) * s * rowstride + int(foffs.max()) + wread - frow) + vl * (2 if frot else 1)
     ftchunk = max(1, FUSED_ACC_BUDGET // (fr * nvrow * vl * 4))
-    fntiles = len(ftiles)
-    ftile_arrays = [np.array([t[i] for t in ftiles], np.int32) for i in range(3)]  # group, first channel, count
+    fntiles = len(fchan)
     fbias_t = np.ascontiguousarray(bias[fchan])
     fptrs = dict(offs=ptr(ffi, foffs_t, "int32_t[]"), gstart=ptr(ffi, fgstart, "int32_t[]"),
                  gdu=ptr(ffi, fgdu, "int32_t[]"), gdv=ffi.NULL if fgdv is None else ptr(ffi, fgdv, "int32_t[]"),
@@ -406,9 +403,8 @@ def _band_path(layer: Layer, chw: tuple[int, int, int], howo: tuple[int, int], h
     rot = int(BAND_ROTATE and wq <= vl and lib.qc_conv_band_rot_r() > 0)
     r = int(lib.qc_conv_band_rot_r()) if rot else int(lib.qc_conv_band_r())
     og = o // groups
-    tiles, chan = _channel_tiles(groups, og, r)
+    chan, *tile_arrays = _channel_tiles(groups, og, r)
     bias_t = np.ascontiguousarray(bias[chan])
-    tile_arrays = [np.array([t[i] for t in tiles], np.int32) for i in range(3)]  # group, first channel, count
     wp = -(-wq // vl) * vl
     bo = max(1, min(BAND_ROWS, int(lib.qc_conv_width()) // vl, BAND_BYTES // (kk * wp * 4) - (k - 1), ho))
     if rot:
@@ -416,14 +412,15 @@ def _band_path(layer: Layer, chw: tuple[int, int, int], howo: tuple[int, int], h
     br = bo + k - 1
     # offs [G, S, tiles per group, k*k, R] (read in that order): code * BR * WP + u * WP (+ v unless
     # rotated); taps row-major, or v-major when rotated (tiles are group-major, the same number per group)
-    v, u = np.divmod(np.arange(k * k), k) if rot else np.divmod(np.arange(k * k), k)[::-1]
+    t = np.arange(k * k)
+    v, u = (t // k, t % k) if rot else (t % k, t // k)
     taps = codes[:, u, v, :].transpose(0, 2, 1)  # [O, S, k*k] in tap order
     off = taps.astype(np.int64) * (br * wp) + (u * wp + (0 if rot else v))[None, None]
-    tpg = len(tiles) // groups
+    tpg = len(chan) // groups
     per_tile = off[chan].reshape(groups, tpg, r, s, k * k)  # [G, tiles of g, R, S, k*k]
     offs_t = np.ascontiguousarray(per_tile.transpose(0, 3, 1, 4, 2)).astype(np.int32)
     int32_dims(layer, band_table=kk * br * wp + 2 * vl, band_offsets=offs_t.size)
-    ntiles = len(tiles)
+    ntiles = len(chan)
     per_thread = int(lib.qc_qconv_band_scratch(kk, d, br, wp, ntiles, bo))
     offs_p = ptr(ffi, offs_t, "int32_t[]")
     g_p, o0_p, rc_p = (ptr(ffi, a, "int32_t[]") for a in tile_arrays)
