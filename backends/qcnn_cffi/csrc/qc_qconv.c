@@ -20,6 +20,7 @@
 #include <math.h>
 #include <string.h>
 #include "qc_internal.h"
+#include "qc_tiles.h"
 
 /* dst[0..n) = src[0..n) for the short rows of the look-ups (n < a few vectors; a memcpy call
  * costs more than the copy) */
@@ -35,18 +36,6 @@ static inline void copy_row(float *dst, const float *src, int64_t n) {
     for (; j < n; ++j) dst[j] = src[j];
 #endif
 }
-
-#define R QC_CONV_R_VALUE
-#if VL == 16
-#define QC_CONV_R_VALUE 6
-#define VMAX 4
-#elif VL == 8
-#define QC_CONV_R_VALUE 4
-#define VMAX 3
-#else
-#define QC_CONV_R_VALUE 4
-#define VMAX 4
-#endif
 
 int qc_conv_r(void) { return R; }
 int qc_conv_chunk(void) { return VL; }
@@ -275,104 +264,6 @@ void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
     }
 }
 
-/* One register tile: R channels x V vectors for the taps of one group. Vector v reads the table at
- * base + of[t*R + r] + vo[v] and accumulates into accp[v][r * WMAX]. */
-#define WMAX (VMAX * VL)
-#define DEF_TILE(V)                                                                              \
-    static void tile_##V(const float *base, const int64_t *vo, const int32_t *of, int64_t ntaps, \
-                         float *const *accp) {                                                   \
-        vf a[R][V];                                                                              \
-        int64_t o[V];                                                                            \
-        for (int v = 0; v < V; ++v) o[v] = vo[v];                                                \
-        for (int r = 0; r < R; ++r)                                                              \
-            for (int v = 0; v < V; ++v) a[r][v] = vload(accp[v] + r * WMAX);                     \
-        int64_t t = ntaps; /* >= 1 (callers): no zero-trip path keeps a[][] in registers */      \
-        do {                                                                                     \
-            for (int r = 0; r < R; ++r) {                                                        \
-                const float *p = base + of[r];                                                   \
-                for (int v = 0; v < V; ++v) a[r][v] = vadd(a[r][v], vload(p + o[v]));            \
-            }                                                                                    \
-            of += R;                                                                             \
-        } while (--t > 0);                                                                       \
-        for (int r = 0; r < R; ++r)                                                              \
-            for (int v = 0; v < V; ++v) vstore(accp[v] + r * WMAX, a[r][v]);                     \
-    }
-
-#pragma GCC push_options
-#pragma GCC optimize("unroll-loops")
-DEF_TILE(1)
-#if VMAX >= 2
-DEF_TILE(2)
-#endif
-#if VMAX >= 3
-DEF_TILE(3)
-#endif
-#if VMAX >= 4
-DEF_TILE(4)
-#endif
-#pragma GCC pop_options
-
-/* The same tiles with accumulator rows astride floats apart (the fused path packs them densely). */
-#define DEF_TILEA(V)                                                                             \
-    static void tilea_##V(const float *base, const int64_t *vo, const int32_t *of, int64_t ntaps, \
-                          float *const *accp, int64_t astride) {                                 \
-        vf a[R][V];                                                                              \
-        int64_t o[V];                                                                            \
-        for (int v = 0; v < V; ++v) o[v] = vo[v];                                                \
-        for (int r = 0; r < R; ++r)                                                              \
-            for (int v = 0; v < V; ++v) a[r][v] = vload(accp[v] + r * astride);                  \
-        int64_t t = ntaps; /* >= 1 (callers): no zero-trip path keeps a[][] in registers */      \
-        do {                                                                                     \
-            for (int r = 0; r < R; ++r) {                                                        \
-                const float *p = base + of[r];                                                   \
-                for (int v = 0; v < V; ++v) a[r][v] = vadd(a[r][v], vload(p + o[v]));            \
-            }                                                                                    \
-            of += R;                                                                             \
-        } while (--t > 0);                                                                       \
-        for (int r = 0; r < R; ++r)                                                              \
-            for (int v = 0; v < V; ++v) vstore(accp[v] + r * astride, a[r][v]);                  \
-    }
-#pragma GCC push_options
-#pragma GCC optimize("unroll-loops")
-DEF_TILEA(1)
-#if VMAX >= 2
-DEF_TILEA(2)
-#endif
-#if VMAX >= 3
-DEF_TILEA(3)
-#endif
-#if VMAX >= 4
-DEF_TILEA(4)
-#endif
-#pragma GCC pop_options
-typedef void (*tilea_fn)(const float *, const int64_t *, const int32_t *, int64_t, float *const *, int64_t);
-static const tilea_fn TILESA[VMAX + 1] = {
-    0, tilea_1,
-#if VMAX >= 2
-    tilea_2,
-#endif
-#if VMAX >= 3
-    tilea_3,
-#endif
-#if VMAX >= 4
-    tilea_4,
-#endif
-};
-
-typedef void (*tile_fn)(const float *, const int64_t *, const int32_t *, int64_t, float *const *);
-static const tile_fn TILES[VMAX + 1] = {
-    0, tile_1,
-#if VMAX >= 2
-    tile_2,
-#endif
-#if VMAX >= 3
-    tile_3,
-#endif
-#if VMAX >= 4
-    tile_4,
-#endif
-};
-
 static void fill_bias_s(float *slot, int64_t t0, int64_t t1, const float *bias_t, int64_t nq, int64_t astride,
                         int64_t rt) {
     for (int64_t tl = t0; tl < t1; ++tl)
@@ -418,8 +309,8 @@ void qc_qconv_lookup(const float *T, int64_t N, int64_t tsize, int64_t gsize,
                     for (int64_t gr = 0; gr < ngroups; ++gr)
                         for (int64_t tl = t0; tl < t1; ++tl) {
                             for (int64_t v = 0; v < nv; ++v) accp[v] = acc + tl * R * WMAX + v * VL;
-                            TILES[nv](Tn + tile_g[tl] * gsize + i0 * rowstride + c0, vo,
-                                      offs + (tl * ntaps + gstart[gr]) * R, gstart[gr + 1] - gstart[gr], accp);
+                            TILESA[nv](Tn + tile_g[tl] * gsize + i0 * rowstride + c0, vo,
+                                       offs + (tl * ntaps + gstart[gr]) * R, gstart[gr + 1] - gstart[gr], accp, WMAX);
                         }
                     for (int64_t tl = t0; tl < t1; ++tl) {
                         float *dst = y + n * O * HWo + tile_o0[tl] * HWo + i0 * Wo + c0;
@@ -487,8 +378,8 @@ void qc_qconv_lookup_tr(const float *T, int64_t N, int64_t tsize, int64_t gsize,
                                 accp[v] = (i >= 0 && i < Ho ? acc + (i % ring) * slotsz : sink) + tl * R * WMAX +
                                           (rb > 1 ? 0 : v * VL);
                             }
-                            TILES[nv](Tn + tile_g[tl] * gsize + b0 * rowstride + c0, vo,
-                                      offs + (tl * ntaps + gstart[gr]) * R, gstart[gr + 1] - gstart[gr], accp);
+                            TILESA[nv](Tn + tile_g[tl] * gsize + b0 * rowstride + c0, vo,
+                                       offs + (tl * ntaps + gstart[gr]) * R, gstart[gr + 1] - gstart[gr], accp, WMAX);
                         }
                     }
                     }
@@ -507,81 +398,8 @@ void qc_qconv_lookup_tr(const float *T, int64_t N, int64_t tsize, int64_t gsize,
     }
 }
 
-/* Rotated tiles of the fused path (SIMD builds; rows of whole vectors). Every table load is
- * aligned: offsets carry no column shift, and a group of taps shares one shift dv (its gdv), so
- * the group's taps are summed into b, RROT channels x (V + 1) vectors, and then
- * a[v] += lanes dv .. dv + VL - 1 of b[v] : b[v + 1] (one two-vector permute per vector and group).
- * dv = 0 groups add straight into a. Reads reach (V + 1) VL floats past each offset. */
-#if VL == 16
-#define RROT 3
-typedef __m512i rot2_t;
-static inline rot2_t rot2_index(int64_t dv) {
-    return _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                            _mm512_set1_epi32((int)dv));
-}
-static inline vf vshift2(vf lo, vf hi, rot2_t idx) { return _mm512_permutex2var_ps(lo, idx, hi); }
-#elif VL == 8
-#define RROT 2
-typedef __m256i rot2_t;
-static inline rot2_t rot2_index(int64_t dv) {
-    return _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)dv));
-}
-static inline vf vshift2(vf lo, vf hi, rot2_t idx) {
-    __m256i lane = _mm256_and_si256(idx, _mm256_set1_epi32(7));
-    __m256 from_hi = _mm256_castsi256_ps(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(7)));
-    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, lane), _mm256_permutevar8x32_ps(hi, lane), from_hi);
-}
-#endif
 #ifdef RROT
 int qc_conv_fused_rot_r(void) { return RROT; }
-#define DEF_TILEROT(V)                                                                           \
-    static void tilerot_##V(const float *base, const int32_t *of, int64_t ntaps, float *const *accp, \
-                            int64_t astride, const rot2_t *ix, int64_t dv) {                     \
-        vf a[RROT][V];                                                                           \
-        for (int r = 0; r < RROT; ++r)                                                           \
-            for (int v = 0; v < V; ++v) a[r][v] = vload(accp[v] + r * astride);                  \
-        int64_t t = ntaps; /* >= 1 */                                                            \
-        if (dv == 0) {                                                                           \
-            do {                                                                                 \
-                for (int r = 0; r < RROT; ++r) {                                                 \
-                    const float *p = base + of[r];                                               \
-                    for (int v = 0; v < V; ++v) a[r][v] = vadd(a[r][v], vload(p + v * VL));      \
-                }                                                                                \
-                of += RROT;                                                                      \
-            } while (--t > 0);                                                                   \
-        } else {                                                                                 \
-            vf b[RROT][V + 1];                                                                   \
-            for (int r = 0; r < RROT; ++r)                                                       \
-                for (int v = 0; v <= V; ++v) b[r][v] = vset1(0.0f);                              \
-            do {                                                                                 \
-                for (int r = 0; r < RROT; ++r) {                                                 \
-                    const float *p = base + of[r];                                               \
-                    for (int v = 0; v <= V; ++v) b[r][v] = vadd(b[r][v], vload(p + v * VL));     \
-                }                                                                                \
-                of += RROT;                                                                      \
-            } while (--t > 0);                                                                   \
-            for (int r = 0; r < RROT; ++r)                                                       \
-                for (int v = 0; v < V; ++v) a[r][v] = vadd(a[r][v], vshift2(b[r][v], b[r][v + 1], ix[dv])); \
-        }                                                                                        \
-        for (int r = 0; r < RROT; ++r)                                                           \
-            for (int v = 0; v < V; ++v) vstore(accp[v] + r * astride, a[r][v]);                  \
-    }
-#pragma GCC push_options
-#pragma GCC optimize("unroll-loops")
-DEF_TILEROT(1)
-DEF_TILEROT(2)
-DEF_TILEROT(3)
-#if VMAX >= 4
-DEF_TILEROT(4)
-#endif
-#pragma GCC pop_options
-typedef void (*tilerot_fn)(const float *, const int32_t *, int64_t, float *const *, int64_t, const rot2_t *, int64_t);
-static const tilerot_fn TILESROT[VMAX + 1] = {
-    0, tilerot_1, tilerot_2, tilerot_3,
-#if VMAX >= 4
-    tilerot_4,
-#endif
-};
 #else
 int qc_conv_fused_rot_r(void) { return 0; } /* scalar build: no rotated tiles */
 #endif
@@ -613,6 +431,7 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
     for (int64_t v = 0; v < VL; ++v) ix[v] = rot2_index(v);
 #else
     int64_t rt = R;
+    (void)gdv;
 #endif
     /* accumulator rows as wide as a segment's vectors (dense: no cache sets left idle) */
     int64_t astride = qc_min64(WMAX, (Wo + VL - 1) / VL * VL);
@@ -693,122 +512,9 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
     }
 }
 
-/* Band path register tiles: RB channels x V vectors (more channels than R: the band path's V <= 4
- * rows leave registers for them; measured faster). */
-#if VL == 16
-#define RB 8
-#else
-#define RB R
-#endif
 int qc_conv_band_r(void) { return RB; }
-#define DEF_TILEB(V)                                                                             \
-    static void tileb_##V(const float *base, const int64_t *vo, const int32_t *of, int64_t ntaps, \
-                          float *const *accp, int64_t astride) {                                 \
-        vf a[RB][V];                                                                             \
-        int64_t o[V];                                                                            \
-        for (int v = 0; v < V; ++v) o[v] = vo[v];                                                \
-        for (int r = 0; r < RB; ++r)                                                             \
-            for (int v = 0; v < V; ++v) a[r][v] = vload(accp[v] + r * astride);                  \
-        int64_t t = ntaps; /* >= 1 (callers): no zero-trip path keeps a[][] in registers */      \
-        do {                                                                                     \
-            for (int r = 0; r < RB; ++r) {                                                       \
-                const float *p = base + of[r];                                                   \
-                for (int v = 0; v < V; ++v) a[r][v] = vadd(a[r][v], vload(p + o[v]));            \
-            }                                                                                    \
-            of += RB;                                                                            \
-        } while (--t > 0);                                                                       \
-        for (int r = 0; r < RB; ++r)                                                             \
-            for (int v = 0; v < V; ++v) vstore(accp[v] + r * astride, a[r][v]);                  \
-    }
-#pragma GCC push_options
-#pragma GCC optimize("unroll-loops")
-DEF_TILEB(1)
-#if VMAX >= 2
-DEF_TILEB(2)
-#endif
-#if VMAX >= 3
-DEF_TILEB(3)
-#endif
-#if VMAX >= 4
-DEF_TILEB(4)
-#endif
-#pragma GCC pop_options
-static const tilea_fn TILESB[VMAX + 1] = {
-    0, tileb_1,
-#if VMAX >= 2
-    tileb_2,
-#endif
-#if VMAX >= 3
-    tileb_3,
-#endif
-#if VMAX >= 4
-    tileb_4,
-#endif
-};
-
-/* Rotated band tiles (SIMD builds, rows of one vector: Wq <= VL). A tap (u, v) reads its table
- * row at column shift v; a load at a shift of 1 or 2 floats straddles two cache lines, which costs
- * this machine half again as much as an aligned load. So every load here is aligned (the offsets
- * carry no v) and the column shift is applied once per group of taps instead: the k taps of
- * column shift v (u = 0..k-1) add into a zeroed partial sum b, and then a += b rotated down by v
- * lanes (lane j takes b[j + v]; the lanes that wrap are j >= VL - v >= Wo, dropped). Taps come
- * v-major (v outer, u inner); RBR channels x V <= VROT rows. Sum per output: bias, then per
- * subspace the shift-0 taps in order, then each shift's partial sum. */
-#if VL == 16
-#define RBR 3
-typedef __m512i rot_t;
-static inline rot_t rot_index(int64_t v) {
-    return _mm512_and_si512(_mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                             _mm512_set1_epi32((int)v)), _mm512_set1_epi32(15));
-}
-#define vrot(x, idx) _mm512_permutexvar_ps((idx), (x))
-#define vzero() _mm512_setzero_ps()
-#elif VL == 8
-#define RBR 2
-typedef __m256i rot_t;
-static inline rot_t rot_index(int64_t v) {
-    return _mm256_and_si256(_mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)v)),
-                            _mm256_set1_epi32(7));
-}
-#define vrot(x, idx) _mm256_permutevar8x32_ps((x), (idx))
-#define vzero() _mm256_setzero_ps()
-#endif
-#define VROT 3
-#ifdef RBR
-int qc_conv_band_rot_r(void) { return RBR; }
-#define DEF_TILER(V)                                                                             \
-    static void tiler_##V(const float *base, const int32_t *of, int64_t k, float *const *accp,  \
-                          int64_t astride, const rot_t *rot) {                                   \
-        vf a[RBR][V], b[RBR][V];                                                                 \
-        for (int r = 0; r < RBR; ++r)                                                            \
-            for (int v = 0; v < V; ++v) a[r][v] = vload(accp[v] + r * astride);                  \
-        for (int64_t u = 0; u < k; ++u, of += RBR)                                               \
-            for (int r = 0; r < RBR; ++r) {                                                      \
-                const float *p = base + of[r];                                                   \
-                for (int v = 0; v < V; ++v) a[r][v] = vadd(a[r][v], vload(p + v * VL));          \
-            }                                                                                    \
-        for (int64_t sh = 1; sh < k; ++sh) {                                                     \
-            for (int r = 0; r < RBR; ++r)                                                        \
-                for (int v = 0; v < V; ++v) b[r][v] = vzero();                                   \
-            for (int64_t u = 0; u < k; ++u, of += RBR)                                           \
-                for (int r = 0; r < RBR; ++r) {                                                  \
-                    const float *p = base + of[r];                                               \
-                    for (int v = 0; v < V; ++v) b[r][v] = vadd(b[r][v], vload(p + v * VL));      \
-                }                                                                                \
-            for (int r = 0; r < RBR; ++r)                                                        \
-                for (int v = 0; v < V; ++v) a[r][v] = vadd(a[r][v], vrot(b[r][v], rot[sh]));    \
-        }                                                                                        \
-        for (int r = 0; r < RBR; ++r)                                                            \
-            for (int v = 0; v < V; ++v) vstore(accp[v] + r * astride, a[r][v]);                  \
-    }
-#pragma GCC push_options
-#pragma GCC optimize("unroll-loops")
-DEF_TILER(1)
-DEF_TILER(2)
-DEF_TILER(3)
-#pragma GCC pop_options
-typedef void (*tiler_fn)(const float *, const int32_t *, int64_t, float *const *, int64_t, const rot_t *);
-static const tiler_fn TILESR[VROT + 1] = {0, tiler_1, tiler_2, tiler_3};
+#ifdef RROT
+int qc_conv_band_rot_r(void) { return RROT; }
 #else
 int qc_conv_band_rot_r(void) { return 0; } /* scalar build: no rotated tiles */
 #endif
@@ -834,10 +540,10 @@ void qc_qconv_band(const float *xq, int64_t N, int64_t C, int64_t G, int64_t Hq,
     int64_t Cg = C / G, chan = Hq * Wq, HWo = Ho * Wo, astride = Bo * VL, tsz = K * BR * WP;
     int64_t per = qc_qconv_band_scratch(K, D, BR, WP, ntiles, Bo), nbands = (Ho + Bo - 1) / Bo;
     int64_t jobs = N * nbands, nvec = WP / VL, tpg = ntiles / G; /* tiles per group, group-major */
-#ifdef RBR
-    int64_t rb = rot ? RBR : RB; /* channels per tile */
-    rot_t rix[VL];
-    for (int64_t v = 0; v < VL; ++v) rix[v] = rot_index(v);
+#ifdef RROT
+    int64_t rb = rot ? RROT : RB; /* channels per tile */
+    rot2_t ix[VL];
+    for (int64_t v = 0; v < VL; ++v) ix[v] = rot2_index(v);
 #else
     int64_t rb = RB;
     (void)rot;
@@ -917,9 +623,9 @@ void qc_qconv_band(const float *xq, int64_t N, int64_t C, int64_t G, int64_t Hq,
                         if (tile_g[tl] != g) continue;
                         for (int64_t v = 0; v < V; ++v) accp[v] = acc + tl * rb * astride + v * VL;
                         const int32_t *of = offs + ((g * S + s) * tpg + tl - g * tpg) * tps * rb;
-#ifdef RBR
+#ifdef RROT
                         if (rot) {
-                            TILESR[V](tb, of, k, accp, astride, rix);
+                            TILESR[V](tb, of, k, accp, astride, ix);
                             continue;
                         }
 #endif
@@ -934,19 +640,3 @@ void qc_qconv_band(const float *xq, int64_t N, int64_t C, int64_t G, int64_t Hq,
     }
 }
 
-/* Roofline probe of the look-up: the band path's register tile (RB channels x V vectors, one
- * offset per channel and tap, vectors rowstride floats apart) run reps times over every tile of
- * nch channels. acc [nch / RB, RB, V, VL] accumulates (start it at zero); offs [nch / RB, ntaps,
- * RB]; every offset + (V - 1) * rowstride + VL stays inside T. One thread: a probe of one core. */
-void qc_probe_lookup(const float *T, const int32_t *offs, int64_t nch, int64_t ntaps, int64_t V,
-                     int64_t rowstride, int64_t reps, float *acc) {
-    int64_t ntiles = nch / RB, astride = V * VL, vo[VMAX];
-    float *accp[VMAX];
-    if (V < 1 || V > VMAX) return;
-    for (int64_t v = 0; v < V; ++v) vo[v] = v * rowstride;
-    for (int64_t rep = 0; rep < reps; ++rep)
-        for (int64_t tl = 0; tl < ntiles; ++tl) {
-            for (int64_t v = 0; v < V; ++v) accp[v] = acc + tl * RB * astride + v * VL;
-            TILESB[V](T, vo, offs + tl * ntaps * RB, ntaps, accp, astride);
-        }
-}
