@@ -119,51 +119,17 @@ window_add1, window_add2, window_add3, window_add4, window_add5, window_add6, wi
     window_add9 = (_window_intrinsic(t) for t in range(1, 10))
 
 
-def _channels_codegen(ntap: int):  # type: ignore[no-untyped-def]
-    """LLVM code for ``window_add{ntap}`` over a run of channels, the window starts read from an
-    int32 offset array: for ch < nch, with f = f0 + ch fstride and q_t = offs[f + t],
-    acc[a0 + ch astride + i] += sum_t table[q_t + i], i < 16 nvec, summed as in ``window_add``."""
-
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        acc_v, a0, astride, tab_v, offs_v, f0, fstride, nch, nvec = args
-        arr_acc = context.make_array(signature.args[0])(context, builder, acc_v)
-        arr_tab = context.make_array(signature.args[3])(context, builder, tab_v)
-        arr_offs = context.make_array(signature.args[4])(context, builder, offs_v)
-        with cgutils.for_range(builder, nch) as chan:
-            f = builder.add(f0, builder.mul(chan.index, fstride))
-            offs = [builder.sext(builder.load(builder.gep(arr_offs.data, [builder.add(f, ir.Constant(f.type, t))])),
-                                 f.type) for t in range(ntap)]
-            ao = builder.add(a0, builder.mul(chan.index, astride))
-            with cgutils.for_range(builder, nvec) as loop:
-                j = builder.mul(loop.index, ir.Constant(loop.index.type, 16))
-                _add_into(builder, arr_acc.data, builder.add(ao, j), _window_sum(builder, arr_tab.data, offs, j))
-        return context.get_dummy_value()
-
-    return codegen
-
-
-def _channels_intrinsic(ntap: int):  # type: ignore[no-untyped-def]
-    def impl(typingctx, acc, a0, astride, table, offs, f0, fstride, nch, nvec):  # type: ignore[no-untyped-def]
-        return (types.void(acc, a0, astride, table, offs, f0, fstride, nch, nvec), _channels_codegen(ntap))
-
-    impl.__name__ = f"channels_add{ntap}"
-    impl.__doc__ = (f"For ch < nch: acc[a0 + ch astride + i] += sum of table[offs[f0 + ch fstride + t] + i] over "
-                    f"t < {ntap}, i < 16 nvec (offs int32).")
-    return intrinsic(impl)
-
-
-# channels_addT(acc, a0, astride, table, offs, f0, fstride, nch, nvec), T = 1..9 taps: the band
-# path's look-up of a run of channels in one call (no per-channel call overhead).
-channels_add1, channels_add2, channels_add3, channels_add4, channels_add5, channels_add6, channels_add7, \
-    channels_add8, channels_add9 = (_channels_intrinsic(t) for t in range(1, 10))
-
-
-def _rotated_codegen(k: int):  # type: ignore[no-untyped-def]
-    """LLVM code for ``channels_rot{k}``: the look-up of a run of channels from a band table whose
-    loads are all aligned. Per channel, offs holds k*k window starts, v-major (column shift v
-    outer, tap row u inner) without the shift; per vector j the k taps of shift v are summed as a
-    balanced tree, s_v, and acc[j] += s_0 + rot_1(s_1) + ... + rot_{k-1}(s_{k-1}), rot_v moving
-    lane i + v to lane i (lanes that wrap are >= 16 - v: the caller drops them)."""
+def _channels_codegen(ntap: int, shifts: int = 1):  # type: ignore[no-untyped-def]
+    """LLVM code for the band path's look-up of a run of channels, the window starts read from an
+    int32 offset array: for ch < nch, with f = f0 + ch fstride and q_t = offs[f + t], t < ntap,
+    per vector j (i < 16):
+    * ``shifts`` = 1 (``channels_add``): acc[a0 + ch astride + 16 j + i] += sum_t table[q_t + 16 j + i],
+      summed as in ``window_add``;
+    * ``shifts`` = k > 1 (``channels_rot``, ntap = k k): the starts are aligned and v-major (column
+      shift v outer, tap row u inner, the shift left out); the k taps of shift v are summed as a
+      balanced tree, s_v, and acc[j] += s_0 + rot_1(s_1) + ... + rot_{k-1}(s_{k-1}), rot_v moving
+      lane i + v to lane i (lanes that wrap are >= 16 - v: the caller drops them)."""
+    per = ntap // shifts
 
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
         acc_v, a0, astride, tab_v, offs_v, f0, fstride, nch, nvec = args
@@ -171,18 +137,18 @@ def _rotated_codegen(k: int):  # type: ignore[no-untyped-def]
         arr_tab = context.make_array(signature.args[3])(context, builder, tab_v)
         arr_offs = context.make_array(signature.args[4])(context, builder, offs_v)
         v16f = ir.VectorType(ir.FloatType(), 16)
-        i32 = ir.IntType(32)
-        masks = [ir.Constant(ir.VectorType(i32, 16), [(i + v) % 16 for i in range(16)]) for v in range(k)]
+        masks = [ir.Constant(ir.VectorType(ir.IntType(32), 16), [(i + v) % 16 for i in range(16)])
+                 for v in range(shifts)]
         with cgutils.for_range(builder, nch) as chan:
             f = builder.add(f0, builder.mul(chan.index, fstride))
             offs = [builder.sext(builder.load(builder.gep(arr_offs.data, [builder.add(f, ir.Constant(f.type, t))])),
-                                 f.type) for t in range(k * k)]
+                                 f.type) for t in range(ntap)]
             ao = builder.add(a0, builder.mul(chan.index, astride))
             with cgutils.for_range(builder, nvec) as loop:
                 j = builder.mul(loop.index, ir.Constant(loop.index.type, 16))
                 total = None
-                for v in range(k):
-                    part = _window_sum(builder, arr_tab.data, offs[v * k:(v + 1) * k], j)
+                for v in range(shifts):
+                    part = _window_sum(builder, arr_tab.data, offs[v * per:(v + 1) * per], j)
                     if v:
                         part = builder.shuffle_vector(part, ir.Constant(v16f, None), masks[v])
                     total = part if total is None else builder.fadd(total, part)
@@ -192,19 +158,25 @@ def _rotated_codegen(k: int):  # type: ignore[no-untyped-def]
     return codegen
 
 
-def _rotated_intrinsic(k: int):  # type: ignore[no-untyped-def]
+def _channels_intrinsic(name: str, ntap: int, shifts: int = 1):  # type: ignore[no-untyped-def]
     def impl(typingctx, acc, a0, astride, table, offs, f0, fstride, nch, nvec):  # type: ignore[no-untyped-def]
-        return (types.void(acc, a0, astride, table, offs, f0, fstride, nch, nvec), _rotated_codegen(k))
+        return (types.void(acc, a0, astride, table, offs, f0, fstride, nch, nvec), _channels_codegen(ntap, shifts))
 
-    impl.__name__ = f"channels_rot{k}"
-    impl.__doc__ = (f"For ch < nch: acc[a0 + ch astride + i] += the {k}x{k} taps whose aligned window starts are "
-                    f"offs[f0 + ch fstride + v {k} + u], shift v applied by a lane rotation, i < 16 nvec.")
+    impl.__name__ = name
+    impl.__doc__ = (f"For ch < nch: acc[a0 + ch astride + i] += the {ntap} taps at offs[f0 + ch fstride + t], "
+                    + ("summed as a tree" if shifts == 1 else f"aligned, v-major, {shifts} shifts applied by lane "
+                       "rotations") + ", i < 16 nvec.")
     return intrinsic(impl)
 
 
-# channels_rotK(acc, a0, astride, table, offs, f0, fstride, nch, nvec), K = 1..5: the band path's
-# look-up with aligned loads (every table window and accumulator on a 64-byte line).
-channels_rot1, channels_rot2, channels_rot3, channels_rot4, channels_rot5 = (_rotated_intrinsic(k) for k in range(1, 6))
+# channels_addT(acc, a0, astride, table, offs, f0, fstride, nch, nvec), T = 1..9 taps: the band
+# path's look-up of a run of channels in one call (no per-channel call overhead).
+channels_add1, channels_add2, channels_add3, channels_add4, channels_add5, channels_add6, channels_add7, \
+    channels_add8, channels_add9 = (_channels_intrinsic(f"channels_add{t}", t) for t in range(1, 10))
+# channels_rotK, K = 1..5: the same for a K x K kernel with aligned loads (every table window and
+# accumulator on a 64-byte line) and the column shifts applied by lane rotations.
+channels_rot1, channels_rot2, channels_rot3, channels_rot4, channels_rot5 = (
+    _channels_intrinsic(f"channels_rot{k}", k * k, k) for k in range(1, 6))
 
 
 def _grid_codegen(ndu: int, ndv: int):  # type: ignore[no-untyped-def]
