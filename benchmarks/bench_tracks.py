@@ -12,7 +12,7 @@ ARCHS = ["alexnet", "caffenet", "vgg_cnn_s", "vgg16", "caffenet_fgb", "caffenet_
 
 
 def _quantized_spec(arch: str):
-    from qcnn import zoo
+    from qcnn import model as zoo
 
     spec = zoo.arch_spec(arch)
     return zoo.quantize_spec(spec, zoo.default_quant(spec))
@@ -25,14 +25,14 @@ class TrackCostModel:
     param_names = ["arch"]
 
     def track_theoretical_speedup(self, arch: str) -> float:
-        from qcnn import stats
+        from qcnn import model as stats
 
         return stats.totals(stats.layer_costs(_quantized_spec(arch)))["speedup"]
 
     track_theoretical_speedup.unit = "x"  # type: ignore[attr-defined]
 
     def track_compression_ratio(self, arch: str) -> float:
-        from qcnn import stats
+        from qcnn import model as stats
 
         return stats.totals(stats.layer_costs(_quantized_spec(arch)))["compression"]
 
@@ -50,7 +50,7 @@ class TrackFileSize:
 
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, f"{arch}.qcnn")
-            qcnn.save(qcnn.zoo.synthetic(arch), path)
+            qcnn.save(qcnn.model.synthetic(arch), path)
             return os.path.getsize(path)
 
     track_qcnn_file_size.unit = "bytes"  # type: ignore[attr-defined]
@@ -88,7 +88,7 @@ class PeakMemLoad:
         import qcnn
 
         path = os.path.abspath("alexnet-synthetic.qcnn")
-        qcnn.save(qcnn.zoo.synthetic("alexnet"), path)
+        qcnn.save(qcnn.model.synthetic("alexnet"), path)
         return path
 
     def peakmem_load(self, path: str) -> None:

@@ -29,7 +29,7 @@ def pin_threads() -> None:
 def require_backend(name: str) -> None:
     """Load backend ``name`` or skip the benchmark (asv skips on NotImplementedError)."""
     import qcnn
-    from qcnn.plugins import load_backend
+    from qcnn.plugin import load_backend
 
     try:
         load_backend(name)
@@ -41,9 +41,9 @@ def require_backend(name: str) -> None:
 def model(arch: str, mode: str):
     """The synthetic quantized model of ``arch`` (published AlexNet's D:K rule), or its float twin."""
     import qcnn
-    from qcnn.bench import float_twin
+    from qcnn.bench._protocol import float_twin
 
-    quantized = qcnn.zoo.synthetic(arch)
+    quantized = qcnn.model.synthetic(arch)
     return quantized if mode == "quantized" else float_twin(quantized)
 
 

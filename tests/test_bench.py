@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 import qcnn
-from qcnn import bench, reference
+from qcnn import reference
+from qcnn.bench import _protocol as bench
 from qcnn.cli import main
-from qcnn.spec import parse_spec
+from qcnn.model import parse_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +43,7 @@ TINY = {
 
 
 def tiny(quantized: bool = True) -> qcnn.Model:
-    return qcnn.zoo.synthetic(parse_spec(TINY, "tiny"), quantized=quantized, seed=5, conv="2:8", fc="4:16",
+    return qcnn.model.synthetic(parse_spec(TINY, "tiny"), quantized=quantized, seed=5, conv="2:8", fc="4:16",
                               last_fc="2:8")
 
 
@@ -163,7 +164,7 @@ def test_json_schema_and_per_layer_split(tiny_path, capsys):
     captured = capsys.readouterr()
     data = json.loads(captured.out)  # only JSON on stdout with --json -
     _check_schema(data)
-    assert data["theory"]["speedup"] == pytest.approx(qcnn.stats.totals(qcnn.stats.layer_costs(tiny()))["speedup"])
+    assert data["theory"]["speedup"] == pytest.approx(qcnn.model.totals(qcnn.model.layer_costs(tiny()))["speedup"])
     q = next(s for s in data["series"] if s["mode"] == "quantized")
     layers = {row["name"]: row for row in q["layers"]}
     assert list(layers) == [layer["name"] for layer in TINY["layers"]]
@@ -180,12 +181,12 @@ def test_every_installed_backend_side_by_side(tiny_path, capsys):
     _check_schema(data)
     names = {s.engine for s in result.series}
     assert "reference" in names
-    assert names | {s["backend"] for s in data["skipped"]} >= set(qcnn.plugins.backend_specs())
+    assert names | {s["backend"] for s in data["skipped"]} >= set(qcnn.plugin.backend_specs())
     for s in result.series:
         if s.engine != "reference":  # every backend checked against the reference, in its mode
             assert s.agreement is not None and s.agreement["ok"], (s.engine, s.mode, s.agreement)
             assert set(s.agreement["layers"]) == {"fc2", "prob"}
-    from qcnn.cli.bench_cmd import format_report
+    from qcnn.cli._bench import format_report
 
     text = format_report(result)
     assert "median ms" in text and "min-max ms" in text
@@ -193,7 +194,7 @@ def test_every_installed_backend_side_by_side(tiny_path, capsys):
 
 # --------------------------------------------------------------------------- inputs
 def test_dataset_reuses_the_last_image_and_reports_accuracy(tmp_path, softmax_calls):
-    from qcnn.seedio import write_bin
+    from qcnn.io import write_bin
 
     model = tiny()
     rng = np.random.default_rng(0)
@@ -215,7 +216,7 @@ def test_dataset_reuses_the_last_image_and_reports_accuracy(tmp_path, softmax_ca
 
 
 def test_dataset_shape_must_match_the_model(tmp_path):
-    from qcnn.seedio import write_bin
+    from qcnn.io import write_bin
 
     write_bin(tmp_path / "dataMatTst.single.bin", np.zeros((2, 3, 8, 8), np.float32))
     with pytest.raises(qcnn.QcnnError, match=r"dataMatTst.single.bin: holds \[2, 3, 8, 8\]"):
@@ -243,7 +244,7 @@ def test_images_directory_with_truth(tiny_path, tmp_path, capsys):
     data = json.loads(out.read_text())
     assert data["inputs"] == {"kind": "images", "source": str(d), "count": 3, "labeled": 3}
     model = qcnn.load(tiny_path)
-    from qcnn.preprocess import preprocess
+    from qcnn.io import preprocess
 
     x = np.stack([preprocess(d / f"img_{i}.bmp", model) for i in range(3)])
     for s in data["series"]:
@@ -276,11 +277,13 @@ def test_float_model_runs_float_only():
 
 def test_default_backend_is_an_available_one():
     name = bench.default_backend()
-    assert name in bench.BACKEND_PREFERENCE
-    qcnn.plugins.load_backend(name)
-    for better in bench.BACKEND_PREFERENCE[:bench.BACKEND_PREFERENCE.index(name)]:
+    order = qcnn.plugin.preferred_backends()  # from BackendSpec.preference
+    assert order[:3] == ["cffi", "numba", "numpy"] and order[-1] == "reference"
+    assert name in order
+    qcnn.plugin.load_backend(name)
+    for better in order[:order.index(name)]:
         with pytest.raises(qcnn.QcnnError):
-            qcnn.plugins.load_backend(better)
+            qcnn.plugin.load_backend(better)
 
 
 # --------------------------------------------------------------------------- errors
@@ -342,7 +345,7 @@ def test_compare_torch_agreement():
 
 # --------------------------------------------------------------------------- machine
 def test_machine_record_parses_cpuinfo(tmp_path):
-    from qcnn import machine
+    from qcnn.bench import _machine as machine
 
     fake = tmp_path / "cpuinfo"
     fake.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: fpu sse2 avx avx2 fma avx512f\n\n"

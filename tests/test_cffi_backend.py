@@ -14,18 +14,19 @@ import numpy as np
 import pytest
 
 import qcnn
-from qcnn import zoo
-from qcnn.backend import StagedKernel
-from qcnn.errors import QcnnError
-from qcnn.reference_backend import reference_kernel
-from qcnn.spec import Layer, Quant, output_shape
+from qcnn import QcnnError
+from qcnn import model as zoo
+from qcnn.model import Layer, Quant, output_shape
+from qcnn.plugin import StagedKernel
+from qcnn.plugin import reference_kernel
+from qcnn.testing import prepare_layer
 
 RTOL = 1e-4
 
 
 @pytest.fixture(scope="module")
 def backend():
-    from qcnn.plugins import load_backend
+    from qcnn.plugin import load_backend
 
     try:
         loaded = load_backend("cffi")
@@ -34,7 +35,7 @@ def backend():
             pytest.fail(f"the cffi backend must build in CI: {err}", pytrace=False)
         pytest.skip(str(err))
     yield loaded.impl
-    loaded.impl.set_threads(qcnn.threads.get_threads() or 1)
+    loaded.impl.set_threads(qcnn.plugin.get_threads() or 1)
 
 
 def backend_lib():  # type: ignore[no-untyped-def]
@@ -78,7 +79,7 @@ def run_case(backend, layer: Layer, in_shape: tuple[int, ...], batch: int, seed:
     rng = np.random.default_rng(seed)
     params = make_params(layer, in_shape, rng)
     x = rng.standard_normal((batch, *in_shape)).astype(np.float32)
-    kernel = backend.prepare(layer, params, in_shape)
+    kernel = prepare_layer(backend, layer, params, in_shape)
     assert kernel is not None, "the cffi backend implements every op"
     if layer.quant is not None:
         assert isinstance(kernel, StagedKernel)
@@ -179,7 +180,7 @@ def test_qconv_fused_equals_staged(backend, monkeypatch, threads, rotate):
             rng = np.random.default_rng(seed)
             params = make_params(layer, in_shape, rng)
             x = rng.standard_normal((batch, *in_shape)).astype(np.float32)
-            kernel = backend.prepare(layer, params, in_shape)
+            kernel = prepare_layer(backend, layer, params, in_shape)
             assert isinstance(kernel, qconv.FusedQConv) and kernel.fused is not None
             rotated += kernel.fused.rotated
             if kernel.fused.rotated:
@@ -212,7 +213,7 @@ def test_qconv_band_path(backend, monkeypatch, layer, in_shape, rotate):
     monkeypatch.setattr(qconv, "BAND_ROTATE", rotate)
     for batch in (1, 3):
         run_case(backend, layer, in_shape, batch, 11)
-    kernel = backend.prepare(layer, make_params(layer, in_shape, np.random.default_rng(2)), in_shape)
+    kernel = prepare_layer(backend, layer, make_params(layer, in_shape, np.random.default_rng(2)), in_shape)
     assert isinstance(kernel, qconv.FusedQConv) and kernel.fused is not None
     vl = int(backend_lib().qc_conv_chunk())
     if output_shape(layer, in_shape)[2] <= vl:  # rows of one vector (AVX-512 here; AVX2 has 8-float rows)
@@ -237,7 +238,7 @@ def test_qconv_fused_threads_identical(backend, monkeypatch, band):
     try:
         for layer, in_shape in cases:
             params = make_params(layer, in_shape, rng)
-            kernel = backend.prepare(layer, params, in_shape)
+            kernel = prepare_layer(backend, layer, params, in_shape)
             for batch in (1, 3):
                 x = rng.standard_normal((batch, *in_shape)).astype(np.float32)
                 backend.set_threads(1)
@@ -297,7 +298,7 @@ def test_pool_propagates_nan(backend):
     layer = Layer("p", "pool", kernel=2, stride=2)
     x = np.zeros((1, 1, 4, 4), np.float32)
     x[0, 0, 1, 1] = np.nan
-    y = backend.prepare(layer, {}, (1, 4, 4))(x)
+    y = prepare_layer(backend, layer, {}, (1, 4, 4))(x)
     assert np.isnan(y[0, 0, 0, 0]) and np.isfinite(y[0, 0, 1:]).all()
 
 
@@ -349,7 +350,7 @@ QFC = Layer("qf", "fc", out=5, quant=Quant(2, 16))
 
 def _prepared(backend, layer, in_shape):
     params = make_params(layer, in_shape, np.random.default_rng(0))
-    return backend.prepare(layer, params, in_shape), params
+    return prepare_layer(backend, layer, params, in_shape), params
 
 
 @pytest.mark.parametrize("layer,in_shape", [(QCONV, (3, 5, 5)), (QFC, (6,)), (Layer("r", "relu"), (3, 5, 5)),
@@ -386,7 +387,7 @@ def test_bad_params_rejected(backend, layer, in_shape, change):
     else:
         params["bias"] = params["bias"].astype(np.float64)
     with pytest.raises(QcnnError) as err:
-        backend.prepare(layer, params, in_shape)
+        prepare_layer(backend, layer, params, in_shape)
     assert "\n" not in str(err.value)
 
 
@@ -399,7 +400,7 @@ def test_bad_params_rejected(backend, layer, in_shape, change):
 ])
 def test_bad_geometry_rejected(backend, layer, in_shape):
     with pytest.raises(QcnnError):
-        backend.prepare(layer, make_params(layer, in_shape, np.random.default_rng(0)) if layer.type == "conv"
+        prepare_layer(backend, layer, make_params(layer, in_shape, np.random.default_rng(0)) if layer.type == "conv"
                         and len(in_shape) == 3 and in_shape[0] % layer.groups == 0 else {}, in_shape)
 
 

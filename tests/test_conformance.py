@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from conftest import SEED
-from qcnn import plugins
-from qcnn.errors import QcnnError
-from qcnn.plugins import backend_specs, load_backend
+
+from qcnn import QcnnError
+from qcnn.plugin import _registry as plugins
+from qcnn.plugin import backend_specs, load_backend
 from qcnn.testing import parametrize_with_checks
 
 BACKENDS = [name for name in backend_specs() if name != "reference"]

@@ -10,14 +10,14 @@ import pytest
 import yaml
 
 import qcnn
-from qcnn.bitpack import pack_codes, unpack_codes
-from qcnn.errors import QcnnError
-from qcnn.spec import Quant
+from qcnn import QcnnError
+from qcnn.io import pack_codes, unpack_codes
+from qcnn.model import Quant
 
 
 @pytest.fixture(scope="module")
 def alexnet_file(tmp_path_factory):
-    model = qcnn.zoo.synthetic("alexnet", seed=3)
+    model = qcnn.model.synthetic("alexnet", seed=3)
     path = tmp_path_factory.mktemp("m") / "alexnet.qcnn"
     qcnn.save(model, path)
     return model, path
@@ -38,7 +38,7 @@ def test_quantized_alexnet_file_size(alexnet_file):
 
 
 def test_mixed_float_and_quantized_layers(tmp_path):
-    model = qcnn.zoo.synthetic("caffenet", seed=1, layers={"conv1": None, "fc8": None, "conv3": "4:16"})
+    model = qcnn.model.synthetic("caffenet", seed=1, layers={"conv1": None, "fc8": None, "conv3": "4:16"})
     qcnn.save(model, tmp_path / "m.qcnn")
     loaded = qcnn.load(tmp_path / "m.qcnn")
     ops = {layer.name: layer.op for layer in loaded.spec.layers}
@@ -59,7 +59,7 @@ def test_bitpack_is_msb_first():
 
 
 def test_save_is_atomic(tmp_path, monkeypatch):
-    model = qcnn.zoo.synthetic("alexnet")
+    model = qcnn.model.synthetic("alexnet")
     path = tmp_path / "m.qcnn"
     path.write_bytes(b"previous contents")
 

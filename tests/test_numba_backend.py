@@ -17,10 +17,11 @@ import pytest
 pytest.importorskip("numba")
 
 from qcnn import reference as ref  # noqa: E402
-from qcnn import zoo  # noqa: E402
-from qcnn.backend import StagedKernel  # noqa: E402
-from qcnn.plugins import backend_specs, load_backend  # noqa: E402
-from qcnn.spec import Layer, Quant, output_shape  # noqa: E402
+from qcnn import model as zoo  # noqa: E402
+from qcnn.model import Layer, Quant, output_shape  # noqa: E402
+from qcnn.plugin import StagedKernel  # noqa: E402
+from qcnn.plugin import backend_specs, load_backend  # noqa: E402
+from qcnn.testing import prepare_layer
 
 TOL = 1e-4
 RNG = np.random.default_rng(20161)
@@ -82,7 +83,7 @@ def test_conv_matches_reference(backend, case) -> None:  # type: ignore[no-untyp
     out_shape = output_shape(layer, (c, h, w))
     params = conv_params(layer, c)
     x = batch(n, (c, h, w))
-    kernel = backend.prepare(layer, params, (c, h, w))
+    kernel = prepare_layer(backend, layer, params, (c, h, w))
     y = kernel(x)
     assert y.shape == (n, *out_shape) and y.flags.c_contiguous
     if quant:
@@ -116,7 +117,7 @@ def test_narrow_band_path_in_several_bands(backend, rows, rotate, monkeypatch) -
     layer = Layer("c", "conv", out=16, kernel=3, pad=1, groups=2, quant=Quant.parse("4:32"))
     params = conv_params(layer, 10)
     x = batch(2, (10, 13, 13))
-    kernel = backend.prepare(layer, params, (10, 13, 13))
+    kernel = prepare_layer(backend, layer, params, (10, 13, 13))
     assert kernel.fused.rotated == bool(rotate)
     y = kernel(x)
     assert_matches_stages(kernel, y, kernel.lookup(kernel.table(x)))
@@ -140,7 +141,7 @@ def test_qfc_matches_reference(backend, case) -> None:  # type: ignore[no-untype
               "codes": RNG.integers(0, q.K, size=(o, s), dtype=np.uint8),
               "bias": RNG.standard_normal(o).astype(np.float32)}
     x = batch(n, shape)
-    kernel = backend.prepare(Layer("f", "fc", out=o, quant=q), params, shape)
+    kernel = prepare_layer(backend, Layer("f", "fc", out=o, quant=q), params, shape)
     assert isinstance(kernel, StagedKernel)
     want = ref.qfc(x, params["codebook"], params["codes"], params["bias"])
     y = kernel(x)
@@ -159,7 +160,7 @@ def test_float_fc_matches_reference(backend, n) -> None:  # type: ignore[no-unty
     params = {"weight": RNG.standard_normal((30, 72)).astype(np.float32),
               "bias": RNG.standard_normal(30).astype(np.float32)}
     x = batch(n, (2, 6, 6))
-    y = backend.prepare(Layer("f", "fc", out=30), params, (2, 6, 6))(x)
+    y = prepare_layer(backend, Layer("f", "fc", out=30), params, (2, 6, 6))(x)
     assert rel_err(y, ref.fc(x, params["weight"], params["bias"])) < TOL
 
 
@@ -172,7 +173,7 @@ POOL_CASES = [(3, 55, 55, 3, 2, 0, 1), (2, 109, 20, 3, 3, 0, 3), (4, 8, 9, 3, 2,
 def test_pool_matches_reference(backend, case) -> None:  # type: ignore[no-untyped-def]
     c, h, w, k, st, pad, n = case
     x = batch(n, (c, h, w)) - 3.0  # mostly negative: padding must never win
-    y = backend.prepare(Layer("p", "pool", kernel=k, stride=st, pad=pad), {}, (c, h, w))(x)
+    y = prepare_layer(backend, Layer("p", "pool", kernel=k, stride=st, pad=pad), {}, (c, h, w))(x)
     np.testing.assert_array_equal(y, ref.max_pool(x, k, st, pad))
 
 
@@ -180,20 +181,20 @@ def test_pool_matches_reference(backend, case) -> None:  # type: ignore[no-untyp
                                                 (7, 1e-3, 1.0, 1.5), (5, 1e-2, 0.6, 1.0)])
 def test_lrn_matches_reference(backend, size, alpha, beta, k) -> None:  # type: ignore[no-untyped-def]
     x = batch(2, (9, 7, 5), scale=30.0)
-    y = backend.prepare(Layer("n", "lrn", size=size, alpha=alpha, beta=beta, k=k), {}, (9, 7, 5))(x)
+    y = prepare_layer(backend, Layer("n", "lrn", size=size, alpha=alpha, beta=beta, k=k), {}, (9, 7, 5))(x)
     assert rel_err(y, ref.lrn(x, size, alpha, beta, k)) < TOL
 
 
 def test_relu_dropout_softmax(backend) -> None:  # type: ignore[no-untyped-def]
     x = batch(3, (4, 5, 6))
-    relu = backend.prepare(Layer("r", "relu"), {}, (4, 5, 6))
+    relu = prepare_layer(backend, Layer("r", "relu"), {}, (4, 5, 6))
     np.testing.assert_array_equal(relu(x), ref.relu(x))
-    drop = backend.prepare(Layer("d", "dropout", ratio=0.5), {}, (4, 5, 6))
+    drop = prepare_layer(backend, Layer("d", "dropout", ratio=0.5), {}, (4, 5, 6))
     y = drop(x)
     np.testing.assert_array_equal(y, x)
     assert y is not x and not np.shares_memory(y, x)
     logits = batch(3, (1000,), scale=40.0)  # large logits: softmax must subtract the max
-    sm = backend.prepare(Layer("s", "softmax"), {}, (1000,))(logits)
+    sm = prepare_layer(backend, Layer("s", "softmax"), {}, (1000,))(logits)
     assert np.isfinite(sm).all()
     assert rel_err(sm, ref.softmax(logits)) < TOL
 
@@ -246,7 +247,7 @@ def test_one_and_two_threads_give_identical_results(backend) -> None:  # type: i
                           "codes": RNG.integers(0, layer.quant.K, size=(layer.out, s), dtype=np.uint8),
                           "bias": RNG.standard_normal(layer.out).astype(np.float32)}
             x = batch(n, shape)
-            kernel = backend.prepare(layer, params, shape)
+            kernel = prepare_layer(backend, layer, params, shape)
             backend.set_threads(1)
             one = kernel(x)
             staged_one = kernel.lookup(kernel.table(x)) if isinstance(kernel, StagedKernel) else one
@@ -279,16 +280,16 @@ def test_missing_numba_is_reported(monkeypatch) -> None:  # type: ignore[no-unty
 
 
 def test_bad_inputs_are_one_line_errors(backend) -> None:  # type: ignore[no-untyped-def]
-    from qcnn.errors import QcnnError
+    from qcnn import QcnnError
 
     layer = Layer("c", "conv", out=4, kernel=3, quant=Quant(2, 8))
-    kernel = backend.prepare(layer, conv_params(layer, 4), (4, 6, 6))
+    kernel = prepare_layer(backend, layer, conv_params(layer, 4), (4, 6, 6))
     with pytest.raises(QcnnError, match=r"layer c: input has shape \[1, 4, 6, 7\], expected \[N, 4, 6, 6\]"):
         kernel(np.zeros((1, 4, 6, 7), np.float32))
     with pytest.raises(QcnnError, match="layer c: look-up needs the table"):
         kernel.lookup(np.zeros(10, np.float32))
     fc = Layer("f", "fc", out=3, quant=Quant(2, 8))
-    qfc = backend.prepare(fc, {"codebook": np.ones((3, 8, 2), np.float32), "codes": np.zeros((3, 3), np.uint8),
+    qfc = prepare_layer(backend, fc, {"codebook": np.ones((3, 8, 2), np.float32), "codes": np.zeros((3, 3), np.uint8),
                                "bias": np.zeros(3, np.float32)}, (6,))
     with pytest.raises(QcnnError, match="layer f: input has shape"):
         qfc(np.zeros((2, 5), np.float32))
@@ -311,7 +312,7 @@ def test_rotated_grid_lookup(backend, case, rotate, monkeypatch) -> None:  # typ
     layer = Layer("c", "conv", out=o, kernel=k, stride=st, pad=pad, groups=g, quant=Quant.parse(quant))
     params = conv_params(layer, c)
     x = batch(2, (c, h, w))
-    kernel = backend.prepare(layer, params, (c, h, w))
+    kernel = prepare_layer(backend, layer, params, (c, h, w))
     y = kernel(x)
     assert np.array_equal(kernel.lookup(kernel.table(x)), y)
     assert rel_err(y, ref.qconv(x, params["codebook"], params["codes"], params["bias"], st, pad, g)) < TOL

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from qcnn_numpy.fc import use_pairs
 
 import qcnn
 from qcnn import reference as ref
-from qcnn.backend import StagedKernel
-from qcnn.plugins import backend_specs, load_backend
-from qcnn.spec import Layer, Quant
-from qcnn_numpy.fc import use_pairs
+from qcnn.model import Layer, Quant
+from qcnn.plugin import StagedKernel
+from qcnn.plugin import backend_specs, load_backend
+from qcnn.testing import prepare_layer
 
 TOL = 1e-4
 
@@ -71,7 +72,7 @@ def _conv_case(case, quantized: bool, rng: np.random.Generator):
 def test_conv(backend, case):
     rng = np.random.default_rng(sum(case))
     layer, params, x = _conv_case(case, False, rng)
-    kernel = backend.prepare(layer, params, x.shape[1:])
+    kernel = prepare_layer(backend, layer, params, x.shape[1:])
     want = ref.conv(x, params["weight"], params["bias"], layer.stride, layer.pad, layer.groups)
     assert rel(kernel(x), want) <= TOL
     assert rel(kernel(x), want) <= TOL  # kept buffers give the same answer on a second call
@@ -81,13 +82,13 @@ def test_conv(backend, case):
 def test_qconv(backend, case):
     rng = np.random.default_rng(sum(case) + 1)
     layer, params, x = _conv_case(case, True, rng)
-    kernel = backend.prepare(layer, params, x.shape[1:])
+    kernel = prepare_layer(backend, layer, params, x.shape[1:])
     assert isinstance(kernel, StagedKernel)
     want = ref.qconv(x, params["codebook"], params["codes"], params["bias"], layer.stride, layer.pad, layer.groups)
     assert rel(kernel(x), want) <= TOL
     assert rel(kernel.lookup(kernel.table(x)), want) <= TOL
     # the dense-decode comparison mode computes the same layer
-    dense = type(backend)(quantized="dense").prepare(layer, params, x.shape[1:])
+    dense = prepare_layer(type(backend)(quantized="dense"), layer, params, x.shape[1:])
     assert rel(dense(x), want) <= TOL
 
 
@@ -95,7 +96,7 @@ def test_qconv_table_is_the_reference_lut(backend):
     """Stage 1 holds T[n, g, s, k, h, w] of the reference (in the phase layout, padding included)."""
     rng = np.random.default_rng(5)
     layer, params, x = _conv_case((2, 10, 9, 11, 4, 3, 2, 1, 2, 3, 6), True, rng)
-    kernel = backend.prepare(layer, params, x.shape[1:])
+    kernel = prepare_layer(backend, layer, params, x.shape[1:])
     table = kernel.table(x)
     want = ref.qconv_table(x, params["codebook"], layer.groups)  # [N, G, S, K, H, W]
     n, g, s, kk, h, w = want.shape
@@ -134,7 +135,7 @@ def test_fc_and_qfc(backend, case):
     f = int(np.prod(shape))
     bias = rng.standard_normal(o, dtype=np.float32)
     weight = rng.standard_normal((o, f), dtype=np.float32)
-    kernel = backend.prepare(Layer(name="f", type="fc", out=o), {"weight": weight, "bias": bias}, shape)
+    kernel = prepare_layer(backend, Layer(name="f", type="fc", out=o), {"weight": weight, "bias": bias}, shape)
     assert rel(kernel(x), ref.fc(x, weight, bias)) <= TOL
 
     quant = Quant(d, kk)
@@ -142,7 +143,7 @@ def test_fc_and_qfc(backend, case):
     params = {"codebook": rng.standard_normal((s, kk, d), dtype=np.float32),
               "codes": rng.integers(0, kk, (o, s), dtype=np.uint8), "bias": bias}
     layer = Layer(name="q", type="fc", out=o, quant=quant)
-    kernel = backend.prepare(layer, params, shape)
+    kernel = prepare_layer(backend, layer, params, shape)
     assert isinstance(kernel, StagedKernel)
     want = ref.qfc(x, params["codebook"], params["codes"], bias)
     assert rel(kernel(x), want) <= TOL
@@ -152,7 +153,7 @@ def test_fc_and_qfc(backend, case):
         want_table = (t[:, 0::2, :, None] + t[:, 1::2, None, :]).reshape(n, -1, kk * kk)
     assert rel(table, want_table) <= TOL
     assert rel(kernel.lookup(table), want) <= TOL
-    dense = type(backend)(quantized="dense").prepare(layer, params, shape)
+    dense = prepare_layer(type(backend)(quantized="dense"), layer, params, shape)
     assert rel(dense(x), want) <= TOL
 
 
@@ -173,7 +174,7 @@ POOL_CASES = [
 def test_pool(backend, case):
     n, c, h, w, k, st, p = case
     x = batch(np.random.default_rng(h * w), n, (c, h, w))
-    kernel = backend.prepare(Layer(name="p", type="pool", kernel=k, stride=st, pad=p), {}, (c, h, w))
+    kernel = prepare_layer(backend, Layer(name="p", type="pool", kernel=k, stride=st, pad=p), {}, (c, h, w))
     want = ref.max_pool(x, k, st, p)
     if not np.isfinite(want).all():
         assert np.array_equal(kernel(x), want)
@@ -187,7 +188,7 @@ def test_pool(backend, case):
 @pytest.mark.parametrize("n", [1, 3])
 def test_lrn(backend, size, alpha, beta, k, c, n):
     x = batch(np.random.default_rng(c), n, (c, 9, 6), scale=20.0)
-    kernel = backend.prepare(Layer(name="n", type="lrn", size=size, alpha=alpha, beta=beta, k=k), {}, (c, 9, 6))
+    kernel = prepare_layer(backend, Layer(name="n", type="lrn", size=size, alpha=alpha, beta=beta, k=k), {}, (c, 9, 6))
     want = ref.lrn(x, size, alpha, beta, k)
     assert rel(kernel(x), want) <= TOL
     assert rel(kernel(x), want) <= TOL  # the prefix buffer is reused
@@ -197,7 +198,7 @@ def test_lrn_small_channels_after_large_ones(backend):
     """Running sums must not lose a tiny window that follows huge ones (cancellation)."""
     x = np.full((1, 8, 2, 2), 1e-3, np.float32)
     x[:, :3] = 1e4
-    kernel = backend.prepare(Layer(name="n", type="lrn", size=3, alpha=1.0, beta=0.75, k=1e-6), {}, (8, 2, 2))
+    kernel = prepare_layer(backend, Layer(name="n", type="lrn", size=3, alpha=1.0, beta=0.75, k=1e-6), {}, (8, 2, 2))
     y, want = kernel(x), ref.lrn(x, 3, 1.0, 0.75, 1e-6)
     assert np.allclose(y[:, 5:], want[:, 5:], rtol=1e-4, atol=0)
 
@@ -206,13 +207,13 @@ def test_relu_dropout_softmax(backend):
     rng = np.random.default_rng(3)
     for n in (1, 3):
         x = batch(rng, n, (6, 5, 4))
-        relu = backend.prepare(Layer(name="r", type="relu"), {}, (6, 5, 4))
+        relu = prepare_layer(backend, Layer(name="r", type="relu"), {}, (6, 5, 4))
         assert np.array_equal(relu(x), ref.relu(x))
-        drop = backend.prepare(Layer(name="d", type="dropout", ratio=0.5), {}, (6, 5, 4))
+        drop = prepare_layer(backend, Layer(name="d", type="dropout", ratio=0.5), {}, (6, 5, 4))
         y = drop(x)
         assert np.array_equal(y, x) and not np.shares_memory(y, x)
         z = batch(rng, n, (1000,), scale=30.0)
-        soft = backend.prepare(Layer(name="s", type="softmax"), {}, (1000,))
+        soft = prepare_layer(backend, Layer(name="s", type="softmax"), {}, (1000,))
         assert rel(soft(z), ref.softmax(z)) <= TOL
 
 
@@ -221,8 +222,8 @@ def test_outputs_are_fresh_arrays(backend):
     rng = np.random.default_rng(9)
     layer, params, x = _conv_case((1, 6, 12, 12, 4, 3, 1, 1, 2, 2, 8), True, rng)
     weight = rng.standard_normal((4, 3, 3, 3), dtype=np.float32)
-    for kernel in (backend.prepare(layer, params, x.shape[1:]),
-                   backend.prepare(layer.with_quant(None), {"weight": weight, "bias": params["bias"]}, x.shape[1:])):
+    for kernel in (prepare_layer(backend, layer, params, x.shape[1:]),
+                   prepare_layer(backend, layer.with_quant(None), {"weight": weight, "bias": params["bias"]}, x.shape[1:])):
         first = kernel(x)
         keep = first.copy()
         kernel(x * 2)
@@ -249,7 +250,7 @@ def test_alternating_batch_sizes(backend):
     cases.append((Layer(name="f", type="fc", out=40, quant=Quant(32, 4)), fcq,
                   lambda x: ref.qfc(x, fcq["codebook"], fcq["codes"], fcq["bias"])))
     for layer, params, want in cases:
-        kernel = backend.prepare(layer, params, (c, h, w))
+        kernel = prepare_layer(backend, layer, params, (c, h, w))
         for n in (1, 3, 1, 2):
             x = batch(rng, n, (c, h, w))
             assert rel(kernel(x), want(x)) <= TOL, (layer.name, n)
@@ -262,8 +263,8 @@ def test_kernels_shared_between_threads(backend):
     rng = np.random.default_rng(12)
     shape = (8, 61, 57)
     layer, params, _ = _conv_case((1, *shape, 8, 3, 1, 1, 2, 4, 16), True, rng)
-    kernels = [backend.prepare(layer, params, shape),
-               backend.prepare(Layer(name="p", type="pool", kernel=3, stride=2, pad=1), {}, shape)]
+    kernels = [prepare_layer(backend, layer, params, shape),
+               prepare_layer(backend, Layer(name="p", type="pool", kernel=3, stride=2, pad=1), {}, shape)]
     inputs = [batch(rng, 2, shape) for _ in range(8)]
     wants = [[ref.qconv(x, params["codebook"], params["codes"], params["bias"], 1, 1, 2), ref.max_pool(x, 3, 2, 1)]
              for x in inputs]
@@ -276,7 +277,7 @@ def test_kernels_shared_between_threads(backend):
 @pytest.mark.parametrize("quantized", [True, False], ids=["quantized", "float"])
 def test_synthetic_alexnet_per_layer(quantized):
     """Each layer of the synthetic AlexNet, fed the reference's own input, matches the reference."""
-    model = qcnn.zoo.synthetic("alexnet", quantized=quantized, seed=1)
+    model = qcnn.model.synthetic("alexnet", quantized=quantized, seed=1)
     x = batch(np.random.default_rng(2), 1, (3, 227, 227), scale=50.0)
     want = qcnn.compile(model, "reference").run(x)
     session = qcnn.compile(model, "numpy")

@@ -13,12 +13,12 @@ import pytest
 
 import qcnn
 from qcnn import reference as ref
-from qcnn.bench import float_twin
-from qcnn.spec import parse_spec
+from qcnn.bench._protocol import float_twin
+from qcnn.model import parse_spec
 
 onnx = pytest.importorskip("onnx", reason="onnx is in the test extra: pip install -e '.[test]'")
 
-from qcnn.onnx_export import INPUT_NAME, build_onnx, export_onnx  # noqa: E402
+from qcnn.io import INPUT_NAME, build_onnx, export_onnx  # noqa: E402
 
 # LRN with a large alpha, so that alpha vs alpha/size matters far beyond 1e-4; both pools
 # round up where floor would differ (pool1 12 -> 6, not 5; pool2, padded, 6 -> 4, not 3).
@@ -47,7 +47,7 @@ def tiny_spec():
 
 
 def tiny_model(quantized: bool):
-    return qcnn.zoo.synthetic(tiny_spec(), quantized=quantized, seed=3, conv="2:4", fc="4:8", last_fc="3:4")
+    return qcnn.model.synthetic(tiny_spec(), quantized=quantized, seed=3, conv="2:4", fc="4:8", last_fc="3:4")
 
 
 def _inputs(n: int = 2) -> np.ndarray:

@@ -12,12 +12,12 @@ import pytest
 import qcnn
 from qcnn import reference as ref
 from qcnn.cli import main
-from qcnn.spec import Layer, NetSpec
+from qcnn.model import Layer, NetSpec
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from qcnn.onnx_import import import_onnx, onnx_to_model  # noqa: E402
+from qcnn.io import import_onnx, onnx_to_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS_MODEL = ROOT / "examples" / "digits" / "lenet_digits.qcnn"
@@ -142,7 +142,7 @@ def test_cli_import_and_garbage(tmp_path, capsys):
 @pytest.mark.skipif(not HAS_EXPORT, reason="qcnn.onnx_export (export_onnx) is not in this tree")
 @pytest.mark.parametrize("which", ["digits", "grouped"])
 def test_round_trip_through_export(tmp_path, which):
-    from qcnn.onnx_export import export_onnx
+    from qcnn.io import export_onnx
 
     if which == "digits":
         model = qcnn.load(DIGITS_MODEL)
@@ -151,7 +151,7 @@ def test_round_trip_through_export(tmp_path, which):
             Layer("c1", "conv", out=8, kernel=3, stride=2, pad=1, groups=2), Layer("r1", "relu"),
             Layer("n1", "lrn", size=5, alpha=1e-3, beta=0.75, k=2.0), Layer("p1", "pool", kernel=3, stride=2, pad=1),
             Layer("f1", "fc", out=9), Layer("d1", "dropout"), Layer("f2", "fc", out=4), Layer("s", "softmax")))
-        model = qcnn.zoo.synthetic(spec, quantized=False, seed=2)
+        model = qcnn.model.synthetic(spec, quantized=False, seed=2)
     path = tmp_path / "m.onnx"
     export_onnx(model, path)
     back = import_onnx(path)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import qcnn
-from qcnn import plugins
+from qcnn import QcnnError
 from qcnn.cli import main
-from qcnn.errors import QcnnError
-from qcnn.spec import Quant
+from qcnn.model import Quant
+from qcnn.plugin import _registry as plugins
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_example_plugin_is_discovered_through_entry_points():
 
 def test_declined_layers_fall_back_to_the_reference():
     _need_example()
-    model = qcnn.zoo.synthetic("alexnet", seed=1, layers={"fc7": None, "fc6": Quant(8, 16)})
+    model = qcnn.model.synthetic("alexnet", seed=1, layers={"fc7": None, "fc6": Quant(8, 16)})
     session = qcnn.compile(model, "example")
     providers = {p.layer.name: p.provider for p in session.layers}
     assert providers["fc6"] == providers["fc8"] == "example"  # quantized fc: the plugin's own
@@ -75,7 +75,7 @@ def test_plugin_that_raises_on_import_is_reported_not_fatal(tmp_path, monkeypatc
     assert main(["backends"]) == 0
     out = capsys.readouterr().out
     assert "qcnn_broken" in out and "compiled for another CPU" in out and "reference" in out
-    model = qcnn.zoo.synthetic(qcnn.zoo.arch_spec("alexnet"), quantized=True, seed=0)
+    model = qcnn.model.synthetic(qcnn.model.arch_spec("alexnet"), quantized=True, seed=0)
     assert qcnn.compile(model, "reference") is not None
 
 
@@ -112,4 +112,4 @@ def test_backend_whose_load_fails_is_unavailable_with_reason(tmp_path, monkeypat
 
 def test_unknown_backend_name():
     with pytest.raises(QcnnError, match=r"unknown backend 'nope' \(available: reference"):
-        qcnn.compile(qcnn.zoo.synthetic("alexnet"), "nope")
+        qcnn.compile(qcnn.model.synthetic("alexnet"), "nope")

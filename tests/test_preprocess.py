@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 import qcnn
-from qcnn.errors import QcnnError
-from qcnn.preprocess import resize_bilinear
+from qcnn import QcnnError
+from qcnn.io import resize_bilinear
 
 f32 = np.float32
 IMAGES = ["ILSVRC2012_val_00000001", "ILSVRC2012_val_00000002"]
@@ -95,7 +95,7 @@ def test_relaxed_resize_keeps_aspect_ratio() -> None:
 
 
 def test_vgg_cnn_s_crops_then_subtracts_its_mean(seed_dir: Path) -> None:
-    model = qcnn.zoo.synthetic("vgg_cnn_s", seed=0)
+    model = qcnn.model.synthetic("vgg_cnn_s", seed=0)
     mean = np.random.default_rng(3).uniform(90, 130, size=(3, 224, 224)).astype(f32)
     model.params["preprocess"]["mean"] = mean
     img = qcnn.read_image(_bmp(seed_dir))  # 500 x 375 (W x H)
@@ -194,7 +194,7 @@ def test_missing_image_and_missing_mean(seed_model: qcnn.Model, seed_dir: Path, 
 
 
 def test_bad_arrays() -> None:
-    model = qcnn.zoo.synthetic("alexnet", seed=0)
+    model = qcnn.model.synthetic("alexnet", seed=0)
     for bad in (np.zeros((4, 10, 10), f32), np.zeros((10, 10), f32), np.full((3, 4, 4), np.nan, f32)):
         with pytest.raises(QcnnError):
             qcnn.preprocess(bad, model)

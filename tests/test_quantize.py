@@ -13,9 +13,9 @@ import pytest
 import qcnn
 from qcnn import reference as ref
 from qcnn.cli import main
-from qcnn.kmeans import kmeans
-from qcnn.quantize import pq_layer
-from qcnn.spec import Layer, NetSpec, Quant
+from qcnn.model import Layer, NetSpec, Quant
+from qcnn.train import kmeans
+from qcnn.train import pq_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "examples" / "digits"
@@ -136,7 +136,7 @@ def test_ec_handles_groups_and_strides():
     """A grouped, strided, padded conv and an fc whose D does not divide F, on random data."""
     spec = NetSpec("g", (4, 9, 9), (Layer("c1", "conv", out=8, kernel=3, stride=2, pad=1, groups=2),
                                     Layer("r1", "relu"), Layer("f1", "fc", out=12)))
-    model = qcnn.zoo.synthetic(spec, quantized=False, seed=3)
+    model = qcnn.model.synthetic(spec, quantized=False, seed=3)
     x = np.random.default_rng(0).standard_normal((60, 4, 9, 9)).astype(np.float32)
     q, rep = qcnn.quantize(model, x, conv="3:16", fc="6:8", iters=3, positions=None, progress=False)
     assert q.params["c1"]["codebook"].shape == (1, 16, 3) and q.params["f1"]["codebook"].shape == (34, 8, 6)
@@ -160,7 +160,7 @@ def test_ec_handles_groups_and_strides():
 
 
 def test_output_runs_on_every_backend(pq_ec, digits, tmp_path):
-    from qcnn.plugins import backend_specs
+    from qcnn.plugin import backend_specs
 
     model = pq_ec[1][0]
     path = tmp_path / "q.qcnn"
@@ -206,7 +206,7 @@ def test_cli_end_to_end_npy(digits, tmp_path, capsys):
 
 
 def test_cli_calibration_from_authors_dataset_dir(digits, tmp_path, capsys):
-    from qcnn.seedio import write_bin
+    from qcnn.io import write_bin
 
     write_bin(tmp_path / "dataMatTst.single.bin", digits[0][:40])
     out = tmp_path / "q.qcnn"
@@ -297,7 +297,7 @@ def test_cli_calibration_from_image_dir(tmp_path, capsys):
     spec = NetSpec("rgb", (3, 8, 8), (Layer("c1", "conv", out=8, kernel=3, pad=1), Layer("r1", "relu"),
                                       Layer("f1", "fc", out=16)))
     model_path = tmp_path / "rgb.qcnn"
-    qcnn.save(qcnn.zoo.synthetic(spec, quantized=False, seed=0), model_path)
+    qcnn.save(qcnn.model.synthetic(spec, quantized=False, seed=0), model_path)
     images = tmp_path / "images"
     images.mkdir()
     rng = np.random.default_rng(0)
@@ -318,8 +318,8 @@ def test_ec_steps_never_raise_the_error(float_model, digits, lname, setting, cap
     """Every codebook and assignment step lowers (or keeps) L, and the queued G W stays exact."""
     from tqdm import tqdm
 
-    Q = sys.modules["qcnn.quantize"]
-    from qcnn import ec
+    Q = sys.modules["qcnn.train._quantize"]
+    from qcnn.train import _ec as ec
     m = float_model
     index = m.spec.index(lname)
     layer, shape = m.spec.layers[index], m.spec.shapes()[index]

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 import qcnn
-from qcnn.errors import QcnnError
+from qcnn import QcnnError
 
 
 @pytest.fixture(scope="module")
 def session():
-    return qcnn.compile(qcnn.zoo.synthetic("alexnet", seed=2), "reference")
+    return qcnn.compile(qcnn.model.synthetic("alexnet", seed=2), "reference")
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +62,11 @@ def test_unknown_layer_names(session, image):
 
 
 def test_threads_switch_gives_same_results(image):
-    model = qcnn.zoo.synthetic("alexnet", seed=2)
+    model = qcnn.model.synthetic("alexnet", seed=2)
     one = qcnn.compile(model, "reference", threads=1)(image)
     two = qcnn.compile(model, "reference", threads=2)(image)
     np.testing.assert_allclose(one, two, rtol=1e-5, atol=1e-7)
-    assert qcnn.threads.get_threads() == 2
+    assert qcnn.plugin.get_threads() == 2
     qcnn.set_threads(1)
     with pytest.raises(QcnnError, match="threads must be a positive integer"):
         qcnn.set_threads(0)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import qcnn
-from qcnn.errors import QcnnError
-from qcnn.seedio import read_bin, read_cbn, write_raw_asmt
+from qcnn import QcnnError
+from qcnn.io import read_bin, read_cbn, write_raw_asmt
 
 PREFIX = "bvlc_alexnet_aCaF"
 
@@ -87,7 +87,7 @@ def _assert_models_equal(a: qcnn.Model, b: qcnn.Model) -> None:
 
 
 def test_float_mode_round_trip(tmp_path: Path) -> None:
-    model = qcnn.zoo.synthetic("alexnet", quantized=False, seed=3)
+    model = qcnn.model.synthetic("alexnet", quantized=False, seed=3)
     qcnn.save_seed(model, tmp_path)
     names = sorted(p.name for p in tmp_path.iterdir())
     assert f"{PREFIX}.convKnl.01.bin" in names and f"{PREFIX}.fcntWei.22.bin" in names
@@ -100,7 +100,7 @@ def test_float_mode_round_trip(tmp_path: Path) -> None:
 
 
 def test_mixed_float_and_quantized_layers(tmp_path: Path) -> None:
-    model = qcnn.zoo.synthetic("alexnet", quantized=True, seed=4, layers={"conv2": None, "fc7": "2:64"})
+    model = qcnn.model.synthetic("alexnet", quantized=True, seed=4, layers={"conv2": None, "fc7": "2:64"})
     qcnn.save_seed(model, tmp_path)
     back = qcnn.load_seed(tmp_path)
     assert back.spec.layer("conv2").quant is None
@@ -109,9 +109,9 @@ def test_mixed_float_and_quantized_layers(tmp_path: Path) -> None:
 
 
 def test_float_weights_never_hide_behind_a_codebook(tmp_path: Path) -> None:
-    qcnn.save_seed(qcnn.zoo.synthetic("alexnet", seed=1), tmp_path)
+    qcnn.save_seed(qcnn.model.synthetic("alexnet", seed=1), tmp_path)
     with pytest.raises(QcnnError) as e:
-        qcnn.save_seed(qcnn.zoo.synthetic("alexnet", quantized=False, seed=1), tmp_path)
+        qcnn.save_seed(qcnn.model.synthetic("alexnet", quantized=False, seed=1), tmp_path)
     assert "ctrdLst.01.bin" in str(e.value) and "\n" not in str(e.value)
 
 
@@ -127,7 +127,7 @@ def test_raw_one_based_assignments_are_read(seed_model: qcnn.Model, tmp_path: Pa
 
 
 def test_other_architectures_and_prefixes(tmp_path: Path) -> None:
-    model = qcnn.zoo.synthetic("vgg_cnn_s", seed=2)
+    model = qcnn.model.synthetic("vgg_cnn_s", seed=2)
     qcnn.save_seed(model, tmp_path)
     assert (tmp_path / "vgg_cnn_s_aCaF.ctrdLst.15.bin").exists()  # fc6 is layer 15 in VggCnnS
     assert read_bin(tmp_path / "imagenet_mean.single.bin", np.float32).shape == (3, 224, 224)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import qcnn
-from qcnn.errors import QcnnError
-from qcnn.plugins import backend_specs, load_backend
+from qcnn import QcnnError
+from qcnn.plugin import backend_specs, load_backend
 from qcnn.testing import assert_close
 
 IMAGES = [f"ILSVRC2012_val_{i:08d}" for i in range(1, 11)]

@@ -10,9 +10,17 @@ import numpy as np
 import pytest
 
 import qcnn
-from qcnn.errors import QcnnError
-from qcnn.seedio import (BLOCK_BYTES, cbn_size, read_bin, read_cbn, read_raw_asmt, write_bin, write_cbn,
-                         write_raw_asmt)
+from qcnn import QcnnError
+from qcnn.io._seed_files import (
+    BLOCK_BYTES,
+    cbn_size,
+    read_bin,
+    read_cbn,
+    read_raw_asmt,
+    write_bin,
+    write_cbn,
+    write_raw_asmt,
+)
 
 PREFIX = "bvlc_alexnet_aCaF"
 #: (file index, dims, bits) of every .cbn the seed holds (fc6 = the stand-in), per seed-format.md section 1.
@@ -334,7 +342,7 @@ def test_wrong_mean_image_names_the_file(seed_dir: Path, tmp_path: Path) -> None
 def test_cbn_reader_agrees_with_plain_bit_stream_per_block(tmp_path: Path, bits: int) -> None:
     """Random block bytes (padding included) decode as the MSB-first stream of each block, cut
     after E codes: checked against qcnn.bitpack.unpack_codes, block by block."""
-    from qcnn.bitpack import unpack_codes
+    from qcnn.io import unpack_codes
 
     per = 32768 // bits
     count = 2 * per + 17

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from qcnn import zoo
-from qcnn.errors import QcnnError
-from qcnn.spec import Quant, parse_spec, read_spec, spec_to_dict
+from qcnn import QcnnError
+from qcnn import model as zoo
+from qcnn.model import Quant, parse_spec, read_spec, spec_to_dict
 
 ALEXNET_NAMES = ("conv1 relu1 norm1 pool1 conv2 relu2 norm2 pool2 conv3 relu3 conv4 relu4 conv5 relu5 pool5 "
                  "fc6 relu6 drop6 fc7 relu7 drop7 fc8 prob").split()

@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from qcnn.errors import QcnnError
-from qcnn.spec import Layer
+from qcnn.plugin import Layer, QcnnError
 
 __all__ = ["f32", "tensor", "check_batch", "int32_dims", "spatial", "ptr", "empty"]
 

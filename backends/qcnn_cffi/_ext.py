@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qcnn.errors import QcnnError
+from qcnn.plugin import QcnnError
 
 __all__ = ["ffi", "lib"]
 

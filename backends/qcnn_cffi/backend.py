@@ -8,9 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from qcnn.backend import Kernel
-from qcnn.errors import QcnnError
-from qcnn.spec import Layer
+from qcnn.plugin import Kernel, Layer, QcnnError, get_threads
 
 from . import float_ops
 from ._ext import ffi, lib
@@ -40,14 +38,14 @@ class CffiBackend:
     """Every op natively in C: quantized layers as LUT building + look-up, float ones via OpenBLAS."""
 
     def __init__(self) -> None:
-        from qcnn.threads import get_threads
 
         self.set_threads(get_threads() or os.cpu_count() or 1)
 
-    def prepare(self, layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...]) -> Kernel:
+    def prepare(self, layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...],
+                out_shape: tuple[int, ...]) -> Kernel | None:
         make = _PREPARE.get(layer.op)
         if make is None:
-            raise QcnnError(f"layer {layer.name}: the cffi backend has no kernel for op {layer.op!r}")
+            return None  # an op without a C kernel: the runtime runs the reference kernel
         return make(layer, params, tuple(int(s) for s in in_shape))
 
     def info(self) -> dict[str, Any]:

@@ -8,8 +8,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from qcnn.errors import QcnnError
-from qcnn.spec import Layer
+from qcnn.plugin import Layer, QcnnError
 
 from ._checks import check_batch, f32, int32_dims, ptr, spatial, tensor
 from ._ext import ffi, lib

@@ -7,22 +7,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from qcnn.backend import BackendSpec
-from qcnn.hookspecs import hookimpl
+from qcnn.plugin import BackendSpec, hookimpl
 
 __all__ = ["load", "qcnn_register_backends"]
 
 
-def load() -> Any:
-    """Import the compiled kernels and return a ``CffiBackend``; QcnnError if it is not built."""
-    from .backend import CffiBackend
+def load(**options: Any) -> Any:
+    """Import the compiled kernels and return a ``CffiBackend``; QcnnError if it is not built.
+    ``options`` are the fields of :class:`qcnn_cffi.config.CffiConfig`."""
+    from .backend import CffiBackend  # lazy: the compiled extension
 
-    return CffiBackend()
+    return CffiBackend(**options)
 
 
 @hookimpl
 def qcnn_register_backends(register) -> None:  # type: ignore[no-untyped-def]
-    from qcnn import __version__
-
-    register(BackendSpec("cffi", load, version=__version__,
+    register(BackendSpec("cffi", load, preference=30,
                          summary="C kernels (SIMD LUT look-ups, OpenMP) + OpenBLAS, built with cffi"))

@@ -29,9 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qcnn.backend import StagedKernel
-from qcnn.errors import QcnnError
-from qcnn.spec import Layer
+from qcnn.plugin import Layer, QcnnError, StagedKernel
 
 from ._buffers import BufferCache
 from ._checks import check_batch, empty, f32, int32_dims, ptr, tensor

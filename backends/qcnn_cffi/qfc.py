@@ -15,9 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from qcnn.backend import StagedKernel
-from qcnn.errors import QcnnError
-from qcnn.spec import Layer
+from qcnn.plugin import Layer, QcnnError, StagedKernel
 
 from ._checks import check_batch, f32, int32_dims, ptr, tensor
 from ._ext import ffi, lib

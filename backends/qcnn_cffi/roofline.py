@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 
 import qcnn
-from qcnn import stats, zoo
-from qcnn.backend import StagedKernel
+from qcnn import model as stats
+from qcnn import model as zoo
+from qcnn.plugin import StagedKernel
 
 from ._ext import ffi, lib
 

@@ -10,8 +10,7 @@ import llvmlite
 import numba
 import numpy as np
 
-from qcnn.backend import Kernel
-from qcnn.spec import Layer, Quant
+from qcnn.plugin import Kernel, Layer, Quant, blas_info
 
 from .layers import TiledStagedKernel, make_kernel
 from .simd import HAS_AVX512, cpu_name, simd_level
@@ -21,7 +20,6 @@ __all__ = ["NumbaBackend"]
 
 def _numpy_blas() -> dict[str, Any]:
     """threadpoolctl's record of the BLAS numpy loaded (numpy.libs/...), {} if none is seen."""
-    from qcnn.threads import blas_info
 
     libs = blas_info()
     own = [i for i in libs if "numpy" in str(i.get("filepath", ""))]
@@ -35,8 +33,11 @@ class NumbaBackend:
     def __init__(self) -> None:
         self._staged_warm = False
 
-    def prepare(self, layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...]) -> Kernel:
+    def prepare(self, layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...],
+                out_shape: tuple[int, ...]) -> Kernel | None:
         kernel = make_kernel(layer, params, in_shape, numba.get_num_threads)
+        if kernel is None:
+            return None
         kernel(np.zeros((1, *in_shape), np.float32))  # warm-up: compile (or load from cache) now
         if isinstance(kernel, TiledStagedKernel) and not self._staged_warm:
             # the staged table/lookup pair (run when the stages are timed apart) compiles once

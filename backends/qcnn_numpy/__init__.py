@@ -7,9 +7,7 @@ codes. Registered through the ``qcnn.backends`` entry point, like any third-part
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-__all__ = ["NumpyBackend", "__version__"]
+__all__ = ["NumpyBackend"]
 
 
 def __getattr__(name: str):  # type: ignore[no-untyped-def]

@@ -7,8 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from qcnn import StagedKernel
-from qcnn.spec import Layer
+from qcnn.plugin import Layer, StagedKernel
 
 from . import simple
 from .conv import ConvKernel
@@ -31,7 +30,8 @@ class NumpyBackend:
         self.quantized = quantized
         self.threads: int | None = None
 
-    def prepare(self, layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...]) -> Any:
+    def prepare(self, layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...],
+                out_shape: tuple[int, ...]) -> Any:
         """A kernel for ``layer``: x [N, *in_shape] float32 C-contiguous -> y [N, *out_shape] float32."""
         op = layer.op
         if op == "conv":

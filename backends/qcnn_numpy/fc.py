@@ -26,6 +26,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from qcnn.reference import decode_fc_weight
+
 from ._scratch import Scratch
 
 __all__ = ["FcKernel", "QFcTable", "QFcLookup", "DenseQFc"]
@@ -136,6 +138,5 @@ class DenseQFc(FcKernel):
     """For comparison only (not the default): decode W[o, sD + d] = codebook[s, codes[o, s], d] once, then GEMV."""
 
     def __init__(self, params: Mapping[str, np.ndarray], inputs: int) -> None:
-        from qcnn.reference import decode_fc_weight
 
         super().__init__(decode_fc_weight(params["codebook"], params["codes"], inputs), params["bias"])

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from qcnn import BackendSpec, hookimpl
+from qcnn.plugin import BackendSpec, hookimpl
 
 __all__ = ["qcnn_register_backends", "load"]
 
 
-def load():  # type: ignore[no-untyped-def]
+def load(**options: Any) -> Any:
     """Import the kernels lazily and return a :class:`qcnn_numpy.backend.NumpyBackend`."""
-    from .backend import NumpyBackend
+    from .backend import NumpyBackend  # lazy: discovery only needs this module
 
-    return NumpyBackend()
+    return NumpyBackend(**options)
 
 
 @hookimpl
 def qcnn_register_backends(register: Callable[..., None]) -> None:
-    from . import __version__
-
-    register(BackendSpec("numpy", load, version=__version__,
+    register(BackendSpec("numpy", load, preference=10,
                          summary="vectorised numpy: im2col + BLAS GEMM; LUT GEMM + row-gather look-ups"))

@@ -31,8 +31,10 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from qcnn.reference import decode_conv_weight
+
 from ._scratch import Scratch
-from .conv import conv_out
+from .conv import ConvKernel, conv_out
 
 __all__ = ["QConvTable", "QConvLookup", "DenseQConv"]
 
@@ -151,9 +153,7 @@ class DenseQConv:
 
     def __init__(self, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...], stride: int, pad: int,
                  groups: int) -> None:
-        from qcnn.reference import decode_conv_weight
 
-        from .conv import ConvKernel
 
         weight = decode_conv_weight(params["codebook"], params["codes"], in_shape[0] // groups)
         self.conv = ConvKernel({"weight": weight, "bias": params["bias"]}, in_shape, stride, pad, groups)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE))
 from digits_data import load_split  # noqa: E402
 
 import qcnn  # noqa: E402
-from qcnn.spec import parse_spec  # noqa: E402
+from qcnn.model import parse_spec  # noqa: E402
 
 SPEC = {
     "name": "lenet_digits",

@@ -8,26 +8,26 @@ and exit status 1; argparse usage errors exit with 2.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
-from ..errors import QcnnError
+from .._errors import QcnnError
+from .._version import __version__
+from . import _backends, _bench, _classify, _convert, _import, _info, _quantize, _run
 
 __all__ = ["main", "COMMANDS"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("convert", "info", "run", "classify", "backends", "bench", "quantize", "import")
+COMMANDS = {"convert": _convert, "info": _info, "run": _run, "classify": _classify, "backends": _backends,
+            "bench": _bench, "quantize": _quantize, "import": _import}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
 
     parser = argparse.ArgumentParser(prog="qcnn", description="Quantized-CNN inference, conversion and benchmarks.")
     parser.add_argument("--version", action="version", version=f"qcnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
-        module = importlib.import_module(f".{name}_cmd", __name__)
+    for module in COMMANDS.values():
         command = module.add_parser(sub)
         command.set_defaults(_run=module.run)
     return parser

@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 
-import qcnn
-from qcnn.spec import Layer
+from qcnn.plugin import BackendSpec, Layer, StagedKernel, hookimpl
 
 __version__ = "0.1.0"
 
@@ -20,7 +19,8 @@ __version__ = "0.1.0"
 class ExampleBackend:
     """Quantized fc in the Quantized-CNN way: a look-up table, then sums of table entries."""
 
-    def prepare(self, layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...]):
+    def prepare(self, layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...],
+                out_shape: tuple[int, ...]) -> StagedKernel | None:
         if layer.op != "qfc":
             return None  # the runtime falls back to the reference kernel
         codebook = params["codebook"]  # [S, K, D]
@@ -40,7 +40,7 @@ class ExampleBackend:
             """T [N, S*K] -> y [N, O] = bias + sum_s T[n, s, codes[o, s]]."""
             return bias + t[:, flat].sum(axis=2, dtype=np.float32)
 
-        return qcnn.StagedKernel(table, lookup)
+        return StagedKernel(table, lookup)
 
     def info(self) -> dict[str, Any]:
         return {"numpy": np.__version__, "layers": "qfc only"}
@@ -49,7 +49,7 @@ class ExampleBackend:
         pass
 
 
-@qcnn.hookimpl
+@hookimpl
 def qcnn_register_backends(register) -> None:
-    register(qcnn.BackendSpec("example", ExampleBackend, version=__version__,
-                              summary="sample third-party plugin: quantized fc only"))
+    register(BackendSpec("example", ExampleBackend,
+                         summary="sample third-party plugin: quantized fc only"))

@@ -1,0 +1,75 @@
+"""The ``reference`` backend: the reference kernels (:mod:`qcnn.reference`), registered
+through the same hook as every other backend."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+from .. import reference as ref
+from ..model import Layer
+from ._contract import BackendSpec, Kernel, StagedKernel
+from ._hookspec import hookimpl
+from ._threads import blas_info, get_threads
+
+__all__ = ["ReferenceBackend", "reference_kernel", "version"]
+
+
+def version() -> str:
+    """qcnn's distribution version ("" when running from an uninstalled tree)."""
+    try:
+        return metadata.version("qcnn")
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def reference_kernel(layer: Layer, params: Mapping[str, np.ndarray]) -> Kernel:
+    """The reference kernel of ``layer`` with its tensors bound; quantized layers are staged."""
+    p = params
+    op = layer.op
+    if op == "conv":
+        return lambda x: ref.conv(x, p["weight"], p["bias"], layer.stride, layer.pad, layer.groups)
+    if op == "qconv":
+        return StagedKernel(lambda x: ref.qconv_table(x, p["codebook"], layer.groups),
+                            lambda t: ref.qconv_lookup(t, p["codes"], p["bias"], layer.stride, layer.pad))
+    if op == "fc":
+        return lambda x: ref.fc(x, p["weight"], p["bias"])
+    if op == "qfc":
+        return StagedKernel(lambda x: ref.qfc_table(x, p["codebook"]),
+                            lambda t: ref.qfc_lookup(t, p["codes"], p["bias"]))
+    if op == "pool":
+        return lambda x: ref.max_pool(x, layer.kernel, layer.stride, layer.pad)
+    if op == "relu":
+        return ref.relu
+    if op == "lrn":
+        return lambda x: ref.lrn(x, layer.size, layer.alpha, layer.beta, layer.k)
+    if op == "dropout":
+        return ref.dropout
+    if op == "softmax":
+        return ref.softmax
+    raise ValueError(f"no reference kernel for op {op!r}")  # unreachable: specs are validated
+
+
+class ReferenceBackend:
+    """Clarity-first numpy; the semantics every other backend is checked against."""
+
+    def prepare(self, layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...],
+                out_shape: tuple[int, ...]) -> Kernel:
+        return reference_kernel(layer, params)
+
+    def info(self) -> dict[str, Any]:
+        blas = blas_info()
+        return {"numpy": np.__version__, "blas": blas[0]["internal_api"] if blas else "",
+                "blas_version": blas[0]["version"] if blas else "", "threads": get_threads() or "default"}
+
+    def set_threads(self, n: int) -> None:
+        """Reference kernels have no threads of their own; BLAS threads are set centrally."""
+
+
+@hookimpl
+def qcnn_register_backends(register) -> None:  # type: ignore[no-untyped-def]
+    register(BackendSpec("reference", ReferenceBackend, preference=0,
+                         summary="clarity-first numpy reference kernels"))

@@ -1,0 +1,159 @@
+"""Backend discovery: a pluggy manager over the ``qcnn.backends`` entry-point group.
+
+Broken plugins never break discovery: a plugin that fails to import, registers a name
+that is already taken, or registers something that is not a :class:`BackendSpec`, is
+recorded in :func:`problems` and skipped.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+from dataclasses import dataclass, replace
+
+import pluggy
+
+from .._errors import QcnnError
+from . import _hookspec, _reference
+from ._contract import Backend, BackendSpec
+from ._threads import get_threads, set_blas_threads
+
+__all__ = ["ENTRY_POINT_GROUP", "Problem", "LoadedBackend", "backend_specs", "problems", "load_backend",
+           "loaded_backends", "preferred_backends", "set_threads"]
+
+ENTRY_POINT_GROUP = "qcnn.backends"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A plugin that could not be used: its entry-point name and why."""
+
+    plugin: str
+    message: str
+
+
+@dataclass
+class _Registry:
+    specs: dict[str, BackendSpec]
+    problems: list[Problem]
+
+
+def _discover() -> tuple[pluggy.PluginManager, dict[str, str], list[Problem]]:
+    """The manager with the reference backend and every entry point registered, each
+    plugin's distribution version, and the plugins that failed to load."""
+    pm = pluggy.PluginManager("qcnn")
+    pm.add_hookspecs(_hookspec)
+    pm.register(_reference, name="qcnn.reference")
+    versions: dict[str, str] = {"qcnn.reference": _reference.version()}
+    problems: list[Problem] = []
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+            continue
+        try:
+            pm.register(ep.load(), name=ep.name)
+        except Exception as err:  # a broken third-party plugin must not break discovery
+            problems.append(Problem(ep.name, f"cannot load plugin {ep.name} ({ep.value}): {type(err).__name__}: {err}"))
+            continue
+        versions[ep.name] = ep.dist.version if ep.dist is not None else ""
+    return pm, versions, problems
+
+
+@functools.cache
+def _registry() -> _Registry:
+    pm, versions, problems = _discover()
+    specs: dict[str, BackendSpec] = {}
+    for impl in pm.hook.qcnn_register_backends.get_hookimpls():
+        owner = pm.get_name(impl.plugin) or "?"
+
+        def register(spec: BackendSpec, _owner: str = owner) -> None:
+            if not isinstance(spec, BackendSpec):
+                problems.append(Problem(_owner, f"plugin {_owner} registered {spec!r}, not a BackendSpec"))
+            elif spec.name in specs:
+                problems.append(Problem(_owner, f"plugin {_owner} registers backend {spec.name!r}, "
+                                                f"already registered by {specs[spec.name].plugin}; ignored"))
+            else:
+                specs[spec.name] = replace(spec, plugin=_owner, version=spec.version or versions.get(_owner, ""))
+
+        try:
+            impl.function(register=register)
+        except Exception as err:
+            problems.append(Problem(owner, f"plugin {owner} failed to register: {type(err).__name__}: {err}"))
+    ordered = sorted(specs.values(), key=lambda s: s.name != "reference")  # the reference first
+    return _Registry({s.name: s for s in ordered}, problems)
+
+
+def backend_specs() -> dict[str, BackendSpec]:
+    """Every registered backend by name, the reference first."""
+    return dict(_registry().specs)
+
+
+def problems() -> list[Problem]:
+    """Plugins that could not be loaded or registered: ``.plugin`` (entry-point name) and ``.message``."""
+    return list(_registry().problems)
+
+
+def preferred_backends() -> list[str]:
+    """Backend names from the most to the least preferred (``BackendSpec.preference``)."""
+    specs = backend_specs()
+    return sorted(specs, key=lambda name: -specs[name].preference)
+
+
+@dataclass
+class LoadedBackend:
+    """A backend loaded in this process: its spec and the object ``spec.load()`` returned."""
+
+    spec: BackendSpec
+    impl: Backend
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+_loaded: dict[str, LoadedBackend] = {}
+
+
+def loaded_backends() -> list[LoadedBackend]:
+    """The backends loaded so far in this process."""
+    return list(_loaded.values())
+
+
+def load_backend(name: str) -> LoadedBackend:
+    """Load backend ``name`` once per process; a :class:`QcnnError` says why it cannot be used.
+
+    The thread count set by :func:`set_threads` is applied to it on loading.
+    """
+    if name in _loaded:
+        return _loaded[name]
+    specs = backend_specs()
+    if name not in specs:
+        raise QcnnError(f"unknown backend {name!r} (available: {', '.join(specs) or 'none'})")
+    spec = specs[name]
+    try:
+        impl = spec.load()
+    except QcnnError:
+        raise
+    except Exception as err:
+        raise QcnnError(f"backend {name} is unavailable: {type(err).__name__}: {err}") from None
+    if not isinstance(impl, Backend):
+        raise QcnnError(f"backend {name} is unavailable: its load() returned {type(impl).__name__}, "
+                        "which lacks prepare, info or set_threads")
+    threads = get_threads()
+    if threads is not None:
+        set_blas_threads(threads)  # again: the backend may have brought a BLAS of its own
+        impl.set_threads(threads)
+    _loaded[name] = LoadedBackend(spec, impl)
+    return _loaded[name]
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` threads in BLAS (and OpenMP) pools and in every backend loaded now or later."""
+    set_blas_threads(n)
+    for backend in _loaded.values():
+        backend.impl.set_threads(n)
+
+
+def _reset() -> None:
+    """Forget discovery results (for tests that install or remove plugins)."""
+    _registry.cache_clear()
+    _loaded.clear()
