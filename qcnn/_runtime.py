@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ._errors import QcnnError
 from .model import Layer, Model
-from .plugin import Kernel, StagedKernel, load_backend, reference_kernel, set_threads
+from .plugin import Kernel, StagedKernel, configured_backend, load_backend, reference_kernel, set_threads
 
 __all__ = ["compile", "Session", "PreparedLayer", "as_batch"]
 
@@ -110,19 +111,23 @@ class Session:
         return x
 
 
-def compile(model: Model, backend: str = "reference", threads: int | None = None) -> Session:
+def compile(model: Model, backend: str = "reference", threads: int | None = None,
+            options: Mapping[str, Any] | None = None) -> Session:
     """Prepare every layer of ``model`` on ``backend``; layers it declines use the reference.
 
     ``threads`` (if given) sets BLAS, numba and C-kernel threads process-wide first.
+    ``options`` are the backend's tunables (for the built-in backends, the fields of their
+    config dataclass, e.g. ``{"band": False}`` on cffi); without them the backend's
+    measured defaults run.
     """
     if threads is not None:
         set_threads(threads)  # before loading: a backend loaded now gets the count once, on load
-    loaded = load_backend(backend)
+    impl = configured_backend(backend, options) if options else load_backend(backend).impl
     shapes = model.spec.shapes()
     prepared: list[PreparedLayer] = []
     for i, layer in enumerate(model.spec.layers):
         params = model.layer_params(layer.name)
-        kernel = loaded.impl.prepare(layer, params, shapes[i], shapes[i + 1])
+        kernel = impl.prepare(layer, params, shapes[i], shapes[i + 1])
         provider = backend
         if kernel is None:
             kernel, provider = reference_kernel(layer, params), "reference"

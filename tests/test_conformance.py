@@ -7,6 +7,7 @@ import os
 import pytest
 from conftest import SEED
 
+import qcnn
 from qcnn import QcnnError
 from qcnn.plugin import _registry as plugins
 from qcnn.plugin import backend_specs, load_backend
@@ -53,3 +54,13 @@ def test_builtin_backend_is_installed_and_loads(name):
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(str(err), pytrace=False)
         pytest.skip(str(err))
+
+
+@pytest.mark.parametrize("quantized", [True, False], ids=["quantized", "float"])
+@pytest.mark.parametrize("name", ["numpy", "numba", "cffi"])
+def test_builtin_backend_runs_every_alexnet_layer_itself(name, quantized):
+    """No built-in backend falls back to the reference on AlexNet, and quantized layers are
+    staged (the suite's per-layer checks skip declined layers, so this is said here)."""
+    session = qcnn.compile(qcnn.model.synthetic("alexnet", quantized=quantized, seed=1), name)
+    assert session.fallbacks == []
+    assert all(p.staged == (p.layer.quant is not None) for p in session.layers)

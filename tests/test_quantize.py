@@ -14,8 +14,7 @@ import qcnn
 from qcnn import reference as ref
 from qcnn.cli import main
 from qcnn.model import Layer, NetSpec, Quant
-from qcnn.train import kmeans
-from qcnn.train import pq_layer
+from qcnn.train import kmeans, pq_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "examples" / "digits"

@@ -16,14 +16,9 @@ from numpy.lib.stride_tricks import as_strided
 
 from ._scratch import Scratch
 
-__all__ = ["ConvKernel", "pad_into", "conv_out"]
+__all__ = ["ConvKernel", "pad_into"]
 
 f32 = np.float32
-
-
-def conv_out(size: int, kernel: int, stride: int, pad: int) -> int:
-    """floor((size + 2 pad - kernel) / stride) + 1."""
-    return (size + 2 * pad - kernel) // stride + 1
 
 
 def pad_into(scratch: Scratch, name: str, x: np.ndarray, pad: int) -> np.ndarray:
@@ -37,16 +32,16 @@ def pad_into(scratch: Scratch, name: str, x: np.ndarray, pad: int) -> np.ndarray
 
 
 class ConvKernel:
-    """y [N, O, Ho, Wo] = conv(x [N, C, H, W], weight [O, C/G, k, k]) + bias, Ho = floor((H+2p-k)/st)+1."""
+    """y [N, O, Ho, Wo] = conv(x [N, C, H, W], weight [O, C/G, k, k]) + bias; out_shape = (O, Ho, Wo)."""
 
-    def __init__(self, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...], stride: int, pad: int,
-                 groups: int) -> None:
+    def __init__(self, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+                 stride: int, pad: int, groups: int) -> None:
         weight = np.asarray(params["weight"], f32)
         o, cg, k, _ = weight.shape
         c, h, w = in_shape
         self.groups, self.stride, self.pad, self.k = groups, stride, pad, k
         self.o, self.og, self.cg = o, o // groups, cg
-        self.ho, self.wo = conv_out(h, k, stride, pad), conv_out(w, k, stride, pad)
+        self.ho, self.wo = out_shape[1:]
         self.weight = np.ascontiguousarray(weight.reshape(groups, self.og, cg * k * k))  # [G, Og, Cg k k]
         self.bias = np.ascontiguousarray(params["bias"], f32).reshape(1, o, 1, 1)
         self.direct = k == 1 and stride == 1 and pad == 0  # 1x1 conv: the input already is the column matrix

@@ -34,7 +34,7 @@ from numpy.lib.stride_tricks import as_strided
 from qcnn.reference import decode_conv_weight
 
 from ._scratch import Scratch
-from .conv import ConvKernel, conv_out
+from .conv import ConvKernel
 
 __all__ = ["QConvTable", "QConvLookup", "DenseQConv"]
 
@@ -49,14 +49,14 @@ MAX_TAPS = 64
 class QConvGeometry:
     """Shapes shared by the two stages of one quantized conv layer."""
 
-    def __init__(self, codebook: np.ndarray, codes: np.ndarray, in_shape: tuple[int, ...], stride: int, pad: int,
-                 groups: int) -> None:
+    def __init__(self, codebook: np.ndarray, codes: np.ndarray, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+                 stride: int, pad: int, groups: int) -> None:
         c, h, w = in_shape
         self.s, self.kk, self.d = codebook.shape          # S subspaces, K codewords, D dims
         self.o, self.k = codes.shape[0], codes.shape[1]
         self.g, self.cg, self.og = groups, c // groups, codes.shape[0] // groups
         self.st, self.pad, self.h, self.w = stride, pad, h, w
-        self.ho, self.wo = conv_out(h, self.k, stride, pad), conv_out(w, self.k, stride, pad)
+        self.ho, self.wo = out_shape[1:]
         self.hs = -(-(h + 2 * pad) // stride)             # phase plane height
         self.ws = -(-(w + 2 * pad) // stride)
         self.plane = self.hs * self.ws
@@ -151,12 +151,10 @@ class DenseQConv:
     W[o, sD + d, u, v] = codebook[s, codes[o, u, v, s], d]; this skips the LUT entirely.
     """
 
-    def __init__(self, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...], stride: int, pad: int,
-                 groups: int) -> None:
-
-
+    def __init__(self, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+                 stride: int, pad: int, groups: int) -> None:
         weight = decode_conv_weight(params["codebook"], params["codes"], in_shape[0] // groups)
-        self.conv = ConvKernel({"weight": weight, "bias": params["bias"]}, in_shape, stride, pad, groups)
+        self.conv = ConvKernel({"weight": weight, "bias": params["bias"]}, in_shape, out_shape, stride, pad, groups)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.conv(x)

@@ -14,13 +14,8 @@ __all__ = ["PoolKernel", "LrnKernel", "relu", "dropout", "softmax"]
 f32 = np.float32
 
 
-def pool_out(size: int, kernel: int, stride: int, pad: int) -> int:
-    """ceil((size + 2 pad - kernel) / stride) + 1 (Caffe's rounding)."""
-    return -(-(size + 2 * pad - kernel) // stride) + 1
-
-
 class PoolKernel:
-    """Max pool x [N, C, H, W] -> [N, C, Ho, Wo], Ho = ceil((H + 2p - k) / st) + 1.
+    """Max pool x [N, C, H, W] -> [N, C, Ho, Wo] (out_shape = (C, Ho, Wo), Caffe's ceil rounding).
 
     Window i covers rows [i st - p, i st - p + k) clipped to [0, H): the input goes into a
     kept buffer padded with -inf (left/top by p, right/bottom as far as the last window
@@ -28,10 +23,11 @@ class PoolKernel:
     views, then over the k column offsets (2k ``np.maximum`` calls on whole batches).
     """
 
-    def __init__(self, in_shape: tuple[int, ...], kernel: int, stride: int, pad: int) -> None:
+    def __init__(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...], kernel: int, stride: int,
+                 pad: int) -> None:
         _, h, w = in_shape
         self.k, self.st, self.pad, self.h, self.w = kernel, stride, pad, h, w
-        self.ho, self.wo = pool_out(h, kernel, stride, pad), pool_out(w, kernel, stride, pad)
+        self.ho, self.wo = out_shape[1:]
         self.hp = max((self.ho - 1) * stride + kernel, h + pad)  # padded extent the windows read
         self.wp = max((self.wo - 1) * stride + kernel, w + pad)
         self.scratch = Scratch()

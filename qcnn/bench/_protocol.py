@@ -61,7 +61,7 @@ from ._peers import check_layers, make_peer, parse_peers
 from ._result import SCHEMA, BenchResult, Series
 
 __all__ = [
-    "SCHEMA", "MODES", "TOLERANCE", "default_backend", "Series", "BenchResult", "run_bench",
+    "CLOCKS", "SCHEMA", "MODES", "TOLERANCE", "default_backend", "Series", "BenchResult", "run_bench",
 ]
 
 MODES = ("float", "quantized")
@@ -109,15 +109,20 @@ def _resolve_backends(backends: str | Sequence[str] | None) -> tuple[list[str], 
 
 
 # --------------------------------------------------------------------------- timing
-_clock = time.perf_counter
+#: ``clock=``: wall time (``time.perf_counter``) or the calling thread's CPU time
+#: (``time.thread_time``: blind to time spent waiting and to other processes, so steadier on a
+#: busy machine at 1 thread, but it misses the work of other threads).
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.thread_time}
 
 
 class _Runner:
     """One series being timed: a forward function plus its sample arrays."""
 
     def __init__(self, series: Series, forward: Callable[[np.ndarray], np.ndarray],
-                 layers: list[Any] | None, session: Any = None, peer: Any = None) -> None:
+                 layers: list[Any] | None, session: Any = None, peer: Any = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.series = series
+        self.clock = clock
         self.forward = forward
         self.layers = layers  # PreparedLayers when timing per layer
         self.session = session  # backends
@@ -126,9 +131,9 @@ class _Runner:
     def step(self, x: np.ndarray, r: int, b: int) -> np.ndarray:
         """One timed pass on batch x, recorded as samples[r, b] (and layer_samples[r, b])."""
         if self.layers is None:
-            t0 = _clock()
+            t0 = self.clock()
             y = self.forward(x)
-            self.series.samples[r, b] = _clock() - t0
+            self.series.samples[r, b] = self.clock() - t0
             return y
         acc = self.series.layer_samples[r, b]  # type: ignore[index]
         y = self._layer_pass(x, acc)
@@ -146,17 +151,18 @@ class _Runner:
         """Run layer by layer: acc[i, 0] = time of kernel i as the session runs it (a backend may
         fuse the stages of a StagedKernel in its call); for staged kernels, acc[i, 1] and
         acc[i, 2] time ``table`` and ``lookup`` in a second, separate call of the two stages."""
+        clock = self.clock
         for i, p in enumerate(self.layers):  # type: ignore[arg-type]
             k = p.kernel
-            ta = _clock()
+            ta = clock()
             y = k(x)
-            acc[i, 0] = _clock() - ta
+            acc[i, 0] = clock() - ta
             if isinstance(k, StagedKernel):
-                tb = _clock()
+                tb = clock()
                 table = k.table(x)
-                tc = _clock()
+                tc = clock()
                 k.lookup(table)
-                acc[i, 1], acc[i, 2] = tc - tb, _clock() - tc
+                acc[i, 1], acc[i, 2] = tc - tb, clock() - tc
             x = y
         return x
 
@@ -203,7 +209,8 @@ def run_bench(model: Model | str | os.PathLike[str] | None = None,
               warmup: int = 2, images: str | os.PathLike[str] | None = None,
               dataset: str | os.PathLike[str] | None = None, labels: Mapping[str, int] | None = None,
               per_layer: bool = False, compare: str | Sequence[str] = (), check: bool = True,
-              progress: bool = True, seed: int = 0, command: str | None = None) -> BenchResult:
+              progress: bool = True, seed: int = 0, command: str | None = None, clock: str = "wall",
+              options: Mapping[str, Mapping[str, Any]] | None = None) -> BenchResult:
     """Run the speed test (see the module doc) and return the measurements.
 
     model: a :class:`Model`, a ``.qcnn`` path, an architecture name (synthetic quantized
@@ -214,12 +221,16 @@ def run_bench(model: Model | str | os.PathLike[str] | None = None,
     images; labels: for ``images``, base name -> class id. compare: peer engines
     (``"onnxruntime,torch"``), timed on the float network. check: compare outputs on the
     first batch (adds untimed passes). progress: a tqdm bar on stderr when it is a TTY.
+    clock: ``wall`` or ``cpu`` (see :data:`CLOCKS`). options: per backend name, the
+    options its sessions are compiled with (``qcnn.compile(..., options=...)``).
     """
     batches = _check_count("batches", batches, 1)
     repeat = _check_count("repeat", repeat, 1)
     batch_size = _check_count("batch size", batch_size, 1)
     threads = _check_count("threads", threads, 1)
     warmup = _check_count("warmup", warmup, 0)
+    if clock not in CLOCKS:
+        raise QcnnError(f"clock must be one of {', '.join(CLOCKS)}, got {clock!r}")
     if mode not in (*MODES, "both"):
         raise QcnnError(f"mode must be float, quantized or both, got {mode!r}")
     if images is not None and dataset is not None:
@@ -257,7 +268,7 @@ def run_bench(model: Model | str | os.PathLike[str] | None = None,
     runners: list[_Runner] = []
     for name in names:
         for m in modes:
-            session = qcompile(models[m], name)  # type: ignore[arg-type]
+            session = qcompile(models[m], name, options=(options or {}).get(name))  # type: ignore[arg-type]
             lay = session.layers
             s = Series(name, "backend", m, batch_size, np.zeros((repeat, batches)),
                        layer_names=[p.layer.name for p in lay], layer_ops=[p.layer.op for p in lay],
@@ -265,11 +276,12 @@ def run_bench(model: Model | str | os.PathLike[str] | None = None,
                        fallbacks=session.fallbacks)
             if per_layer:
                 s.layer_samples = np.zeros((repeat, batches, len(lay), 3))
-            runners.append(_Runner(s, session.forward, lay if per_layer else None, session=session))
+            runners.append(_Runner(s, session.forward, lay if per_layer else None, session=session,
+                                   clock=CLOCKS[clock]))
     for peer_name in peers:
         peer = make_peer(peer_name, fmodel, threads)  # type: ignore[arg-type]  # the float twin, decoded once
         s = Series(peer_name, "peer", "float", batch_size, np.zeros((repeat, batches)), info=peer.info())
-        runners.append(_Runner(s, peer.run, None, peer=peer))
+        runners.append(_Runner(s, peer.run, None, peer=peer, clock=CLOCKS[clock]))
 
     if check:
         _check_outputs(runners, models, inputs.batch(0, batch_size), modes, threads)
@@ -307,7 +319,8 @@ def run_bench(model: Model | str | os.PathLike[str] | None = None,
                "quantized_layers": [layer.name for layer in qmodel.spec.layers if layer.quant is not None]},
         protocol={"modes": modes, "backends": names, "peers": list(peers), "batches": batches, "repeat": repeat,
                   "batch_size": batch_size, "threads": threads, "warmup": warmup, "per_layer": per_layer,
-                  "interleaved": True, "checked": check, "timer": "time.perf_counter", "unit": "ms per image"},
+                  "clock": clock, "interleaved": True, "checked": check, "timer": CLOCKS[clock].__name__,
+                  "unit": "ms per image"},
         inputs=inputs.describe(), theory=theory, machine=machine, series=[r.series for r in runners],
         skipped=skipped, notes=notes, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=command)

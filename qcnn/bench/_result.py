@@ -64,18 +64,24 @@ class Series:
         return {"images": self.labeled, **{f"top{k + 1}": float(self.hits[k] / self.labeled) for k in range(5)}}
 
     def layers(self) -> list[dict[str, Any]] | None:
-        """Per-layer ms per image (mean over all passes, and per run); table/lookup for staged kernels."""
+        """Per-layer ms per image: the mean, median and min over all passes and the mean per
+        run (``*_ms``, ``median_*``, ``min_*``); table/lookup for staged kernels."""
         if self.layer_samples is None:
             return None
-        per_run = self.layer_samples.mean(axis=1) * 1e3 / self.batch_size  # [R, L, 3]
+        ms = self.layer_samples * 1e3 / self.batch_size  # [R, B, L, 3]
+        per_run = ms.mean(axis=1)  # [R, L, 3]
+        flat = ms.reshape(-1, *ms.shape[2:])  # [R B, L, 3]
         out = []
         for i, name in enumerate(self.layer_names):
             row: dict[str, Any] = {"name": name, "op": self.layer_ops[i], "provider": self.layer_providers[i],
                                    "mean_ms": float(per_run[:, i, 0].mean()),
+                                   "median_ms": float(np.median(flat[:, i, 0])), "min_ms": float(flat[:, i, 0].min()),
                                    "runs_ms": [float(v) for v in per_run[:, i, 0]]}
             if self.staged[i]:
-                row["table_ms"] = float(per_run[:, i, 1].mean())
-                row["lookup_ms"] = float(per_run[:, i, 2].mean())
+                for j, stage in ((1, "table"), (2, "lookup")):
+                    row[f"{stage}_ms"] = float(per_run[:, i, j].mean())
+                    row[f"median_{stage}_ms"] = float(np.median(flat[:, i, j]))
+                    row[f"min_{stage}_ms"] = float(flat[:, i, j].min())
             out.append(row)
         return out
 

@@ -56,6 +56,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="with --images: lines 'IMAGE_NAME <0-based class id>' for top-1..top-5 accuracy")
     p.add_argument("--per-layer", action="store_true",
                    help="per-layer times; quantized conv/fc split into table building and look-up")
+    p.add_argument("--layers", metavar="NAMES|OPS", default=None,
+                   help="with --per-layer: show only these layers, by name or op, comma-separated "
+                        "(e.g. qconv,fc6); the JSON keeps every layer")
+    p.add_argument("--stat", choices=("mean", "median", "min"), default="mean",
+                   help="with --per-layer: the statistic of each layer's passes (default mean)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall time, or the calling thread's CPU time (steadier on a busy machine at 1 thread, "
+                        "blind to other threads' work; default wall)")
     p.add_argument("--json", metavar="FILE", help="write the full result as JSON ('-' for stdout: no tables)")
     p.add_argument("--compare", metavar="PEERS", default="",
                    help='time the same float network in onnxruntime[,torch] too (pip install "qcnn[peers]")')
@@ -75,11 +83,11 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, threads=args.threads, warmup=args.warmup, images=args.images,
         dataset=args.dataset, labels=read_truth(args.truth) if args.truth else None, per_layer=args.per_layer,
         compare=args.compare, check=not args.no_check, progress=not to_stdout, seed=args.seed,
-        command=shlex.join(["qcnn", *sys.argv[1:]]) if sys.argv[1:2] == ["bench"] else None)
+        command=shlex.join(["qcnn", *sys.argv[1:]]) if sys.argv[1:2] == ["bench"] else None, clock=args.clock)
     if args.json:
         emit_json(result.to_dict(), args.json)
     if not to_stdout:
-        sys.stdout.write(format_report(result))
+        sys.stdout.write(format_report(result, stat=args.stat, layers=_layer_filter(args.layers)))
     return 0
 
 
@@ -102,8 +110,20 @@ def _table(rows: list[list[str]], headers: list[str]) -> str:
     return buf.getvalue()
 
 
-def format_report(result: BenchResult) -> str:
-    """The human-readable report of a :class:`BenchResult` (what ``qcnn bench`` prints)."""
+def _layer_filter(text: str | None) -> set[str] | None:
+    if text is None:
+        return None
+    names = {n.strip() for n in text.split(",") if n.strip()}
+    if not names:
+        raise QcnnError("--layers needs at least one layer name or op")
+    return names
+
+
+def format_report(result: BenchResult, stat: str = "mean", layers: set[str] | None = None) -> str:
+    """The human-readable report of a :class:`BenchResult` (what ``qcnn bench`` prints).
+
+    ``stat`` (mean, median, min) and ``layers`` (names or ops to keep) shape the per-layer table.
+    """
 
     pr, series = result.protocol, result.series
     out: list[str] = []
@@ -112,7 +132,7 @@ def format_report(result: BenchResult) -> str:
     src = inputs["kind"] if inputs["kind"] == "random" else f"{inputs['kind']} {inputs['source']} ({inputs['count']})"
     out.append(f"model: {result.model['name']} ({result.model['source']}); inputs: {src}")
     out.append(f"protocol: {pr['batches']} batches x {pr['repeat']} runs, batch size {pr['batch_size']}, {thr}, "
-               f"warm-up {pr['warmup']} passes; ms per image (wall clock)")
+               f"warm-up {pr['warmup']} passes; ms per image ({pr.get('clock', 'wall')} clock)")
     out.append(f"machine: {short_summary(result.machine)}")
     for skip in result.skipped:
         out.append(f"skipped backend {skip['backend'] or '?'}: {skip['reason']}")
@@ -160,7 +180,7 @@ def format_report(result: BenchResult) -> str:
                        + ", ".join(f"top-{k} {100 * acc[f'top{k}']:.1f}%" for k in range(1, 6)))
     if pr["per_layer"]:
         out.append("")
-        out.append(_per_layer(result, many))
+        out.append(_per_layer(result, many, stat, layers))
     return "\n".join(out) + "\n"
 
 
@@ -190,24 +210,32 @@ _GROUPS = (("conv", ("conv", "qconv")), ("pool", ("pool",)), ("fc", ("fc", "qfc"
            ("lrn", ("lrn",)), ("dropout", ("dropout",)), ("softmax", ("softmax",)))
 
 
-def _per_layer(result: BenchResult, many: bool) -> str:
+def _per_layer(result: BenchResult, many: bool, stat: str = "mean", keep: set[str] | None = None) -> str:
     series = [s for s in result.series if s.layer_samples is not None]
     if not series:
         return "per-layer times: none (peers are timed end to end only)"
+    prefix = "" if stat == "mean" else f"{stat}_"  # the keys of Series.layers()
+    total, table, lookup = f"{stat}_ms", f"{prefix}table_ms", f"{prefix}lookup_ms"
     tables = [s.layers() or [] for s in series]
     names = series[0].layer_names
+    shown = [i for i, name in enumerate(names)
+             if keep is None or name in keep or any(s.layer_ops[i] in keep for s in series if i < len(s.layer_ops))]
+    if not shown:
+        return f"per-layer times: no layer matches --layers {','.join(sorted(keep or ()))}"
     rows: list[list[str]] = []
-    for i, name in enumerate(names):
-        rows.append([name, series[0].layer_ops[i]] + [_ms(t[i]["mean_ms"]) if i < len(t) else "-" for t in tables])
-        if any(i < len(t) and "table_ms" in t[i] for t in tables):
-            rows.append(["  table", ""] + [_ms(t[i].get("table_ms")) if i < len(t) else "-" for t in tables])
-            rows.append(["  look-up", ""] + [_ms(t[i].get("lookup_ms")) if i < len(t) else "-" for t in tables])
-    rows.append(["sum", ""] + [_ms(sum(r["mean_ms"] for r in t)) for t in tables])
+    for i in shown:
+        rows.append([names[i], series[0].layer_ops[i]] + [_ms(t[i][total]) if i < len(t) else "-" for t in tables])
+        if any(i < len(t) and table in t[i] for t in tables):
+            rows.append(["  table", ""] + [_ms(t[i].get(table)) if i < len(t) else "-" for t in tables])
+            rows.append(["  look-up", ""] + [_ms(t[i].get(lookup)) if i < len(t) else "-" for t in tables])
+    picked = [[t[i] for i in shown if i < len(t)] for t in tables]
+    rows.append(["sum", ""] + [_ms(sum(r[total] for r in t)) for t in picked])
     for group, ops in _GROUPS:
-        vals = [sum(r["mean_ms"] for r in t if r["op"] in ops) for t in tables]
-        if any(any(r["op"] in ops for r in t) for t in tables):
+        vals = [sum(r[total] for r in t if r["op"] in ops) for t in picked]
+        if any(any(r["op"] in ops for r in t) for t in picked):
             rows.append([f"[{group}]", ""] + [_ms(v) for v in vals])
-    rows.append(["[table building]", ""] + [_ms(sum(r.get("table_ms", 0.0) for r in t)) for t in tables])
-    rows.append(["[look-up]", ""] + [_ms(sum(r.get("lookup_ms", 0.0) for r in t)) for t in tables])
+    rows.append(["[table building]", ""] + [_ms(sum(r.get(table, 0.0) for r in t)) for t in picked])
+    rows.append(["[look-up]", ""] + [_ms(sum(r.get(lookup, 0.0) for r in t)) for t in picked])
     headers = ["layer", "op"] + [_title(s, many) for s in series]
-    return "Per-layer time per image (ms, mean over all passes)\n" + _table(rows, headers).rstrip("\n")
+    what = {"mean": "mean over all passes", "median": "median of all passes", "min": "minimum over all passes"}[stat]
+    return f"Per-layer time per image (ms, {what})\n" + _table(rows, headers).rstrip("\n")

@@ -20,6 +20,7 @@ from ._registry import (
                         LoadedBackend,
                         Problem,
                         backend_specs,
+                        configured_backend,
                         load_backend,
                         loaded_backends,
                         preferred_backends,
@@ -31,6 +32,6 @@ from ._threads import blas_info, check_threads, get_threads
 __all__ = [
     "ENTRY_POINT_GROUP", "Backend", "BackendSpec", "Kernel", "Layer", "LoadedBackend", "OpTable", "Prepare",
     "Problem", "QcnnError", "Quant", "ReferenceBackend", "StagedKernel", "backend_specs", "blas_info",
-    "check_threads", "get_threads", "hookimpl", "hookspec", "load_backend", "loaded_backends", "preferred_backends",
+    "check_threads", "configured_backend", "get_threads", "hookimpl", "hookspec", "load_backend", "loaded_backends", "preferred_backends",
     "problems", "reference_kernel", "set_threads",
 ]

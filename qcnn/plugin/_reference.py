@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import reference as ref
+from .._errors import QcnnError
 from ..model import Layer
 from ._contract import BackendSpec, Kernel, StagedKernel
 from ._hookspec import hookimpl
@@ -27,38 +28,47 @@ def version() -> str:
 
 
 def reference_kernel(layer: Layer, params: Mapping[str, np.ndarray]) -> Kernel:
-    """The reference kernel of ``layer`` with its tensors bound; quantized layers are staged."""
-    p = params
-    op = layer.op
-    if op == "conv":
-        return lambda x: ref.conv(x, p["weight"], p["bias"], layer.stride, layer.pad, layer.groups)
-    if op == "qconv":
-        return StagedKernel(lambda x: ref.qconv_table(x, p["codebook"], layer.groups),
-                            lambda t: ref.qconv_lookup(t, p["codes"], p["bias"], layer.stride, layer.pad))
-    if op == "fc":
-        return lambda x: ref.fc(x, p["weight"], p["bias"])
-    if op == "qfc":
-        return StagedKernel(lambda x: ref.qfc_table(x, p["codebook"]),
-                            lambda t: ref.qfc_lookup(t, p["codes"], p["bias"]))
-    if op == "pool":
-        return lambda x: ref.max_pool(x, layer.kernel, layer.stride, layer.pad)
-    if op == "relu":
-        return ref.relu
-    if op == "lrn":
-        return lambda x: ref.lrn(x, layer.size, layer.alpha, layer.beta, layer.k)
-    if op == "dropout":
-        return ref.dropout
-    if op == "softmax":
-        return ref.softmax
-    raise ValueError(f"no reference kernel for op {op!r}")  # unreachable: specs are validated
+    """The reference kernel of ``layer`` with its tensors bound, returning C-contiguous float32
+    as the contract asks (the reference math itself may return views); quantized layers are staged."""
+    kernel = _reference_math(layer, params)
+    if isinstance(kernel, StagedKernel):
+        return StagedKernel(kernel.table, _contiguous(kernel.lookup))
+    return _contiguous(kernel)
+
+
+def _contiguous(fn: Kernel) -> Kernel:
+    return lambda x: np.ascontiguousarray(fn(x), dtype=np.float32)
+
+
+#: The reference kernel of each op, its tensors bound: ``(layer, params) -> Kernel``.
+_OPS: dict[str, Any] = {
+    "conv": lambda layer, p: lambda x: ref.conv(x, p["weight"], p["bias"], layer.stride, layer.pad, layer.groups),
+    "qconv": lambda layer, p: StagedKernel(lambda x: ref.qconv_table(x, p["codebook"], layer.groups),
+                                           lambda t: ref.qconv_lookup(t, p["codes"], p["bias"], layer.stride,
+                                                                      layer.pad)),
+    "fc": lambda layer, p: lambda x: ref.fc(x, p["weight"], p["bias"]),
+    "qfc": lambda layer, p: StagedKernel(lambda x: ref.qfc_table(x, p["codebook"]),
+                                         lambda t: ref.qfc_lookup(t, p["codes"], p["bias"])),
+    "pool": lambda layer, p: lambda x: ref.max_pool(x, layer.kernel, layer.stride, layer.pad),
+    "relu": lambda layer, p: ref.relu,
+    "lrn": lambda layer, p: lambda x: ref.lrn(x, layer.size, layer.alpha, layer.beta, layer.k),
+    "dropout": lambda layer, p: ref.dropout,
+    "softmax": lambda layer, p: ref.softmax,
+}
+
+
+def _reference_math(layer: Layer, params: Mapping[str, np.ndarray]) -> Kernel:
+    if layer.op not in _OPS:
+        raise QcnnError(f"layer {layer.name}: no reference kernel for op {layer.op!r}")
+    return _OPS[layer.op](layer, params)
 
 
 class ReferenceBackend:
     """Clarity-first numpy; the semantics every other backend is checked against."""
 
     def prepare(self, layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...],
-                out_shape: tuple[int, ...]) -> Kernel:
-        return reference_kernel(layer, params)
+                out_shape: tuple[int, ...]) -> Kernel | None:
+        return reference_kernel(layer, params) if layer.op in _OPS else None
 
     def info(self) -> dict[str, Any]:
         blas = blas_info()

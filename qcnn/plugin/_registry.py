@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pluggy
 
@@ -19,7 +22,7 @@ from ._contract import Backend, BackendSpec
 from ._threads import get_threads, set_blas_threads
 
 __all__ = ["ENTRY_POINT_GROUP", "Problem", "LoadedBackend", "backend_specs", "problems", "load_backend",
-           "loaded_backends", "preferred_backends", "set_threads"]
+           "loaded_backends", "configured_backend", "preferred_backends", "set_threads"]
 
 ENTRY_POINT_GROUP = "qcnn.backends"
 
@@ -118,39 +121,65 @@ def loaded_backends() -> list[LoadedBackend]:
     return list(_loaded.values())
 
 
-def load_backend(name: str) -> LoadedBackend:
-    """Load backend ``name`` once per process; a :class:`QcnnError` says why it cannot be used.
-
-    The thread count set by :func:`set_threads` is applied to it on loading.
-    """
-    if name in _loaded:
-        return _loaded[name]
-    specs = backend_specs()
-    if name not in specs:
-        raise QcnnError(f"unknown backend {name!r} (available: {', '.join(specs) or 'none'})")
-    spec = specs[name]
+def _load(spec: BackendSpec, options: Mapping[str, Any]) -> Backend:
+    """``spec.load(**options)``, checked; every failure is a one-line QcnnError."""
     try:
-        impl = spec.load()
+        impl = spec.load(**options)
     except QcnnError:
         raise
+    except TypeError as err:
+        if options:
+            raise QcnnError(f"backend {spec.name} does not take the options {dict(options)}: {err}") from None
+        raise QcnnError(f"backend {spec.name} is unavailable: TypeError: {err}") from None
     except Exception as err:
-        raise QcnnError(f"backend {name} is unavailable: {type(err).__name__}: {err}") from None
+        raise QcnnError(f"backend {spec.name} is unavailable: {type(err).__name__}: {err}") from None
     if not isinstance(impl, Backend):
-        raise QcnnError(f"backend {name} is unavailable: its load() returned {type(impl).__name__}, "
+        raise QcnnError(f"backend {spec.name} is unavailable: its load() returned {type(impl).__name__}, "
                         "which lacks prepare, info or set_threads")
     threads = get_threads()
     if threads is not None:
         set_blas_threads(threads)  # again: the backend may have brought a BLAS of its own
         impl.set_threads(threads)
-    _loaded[name] = LoadedBackend(spec, impl)
+    return impl
+
+
+def _spec(name: str) -> BackendSpec:
+    specs = backend_specs()
+    if name not in specs:
+        raise QcnnError(f"unknown backend {name!r} (available: {', '.join(specs) or 'none'})")
+    return specs[name]
+
+
+#: Backend objects made with options (``compile(..., options=...)``): they get thread counts too.
+_configured: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def configured_backend(name: str, options: Mapping[str, Any]) -> Backend:
+    """A new object of backend ``name`` made with ``options`` (its ``load(**options)``; for
+    the built-in backends, the fields of their config dataclass). The shared one
+    :func:`load_backend` gives is left as it is."""
+    load_backend(name)  # the plain load first: a missing dependency reads the same either way
+    impl = _load(_spec(name), options)
+    _configured.add(impl)
+    return impl
+
+
+def load_backend(name: str) -> LoadedBackend:
+    """Load backend ``name`` once per process; a :class:`QcnnError` says why it cannot be used.
+
+    The thread count set by :func:`set_threads` is applied to it on loading.
+    """
+    if name not in _loaded:
+        spec = _spec(name)
+        _loaded[name] = LoadedBackend(spec, _load(spec, {}))
     return _loaded[name]
 
 
 def set_threads(n: int) -> None:
     """Use ``n`` threads in BLAS (and OpenMP) pools and in every backend loaded now or later."""
     set_blas_threads(n)
-    for backend in _loaded.values():
-        backend.impl.set_threads(n)
+    for impl in [b.impl for b in _loaded.values()] + list(_configured):
+        impl.set_threads(n)
 
 
 def _reset() -> None:

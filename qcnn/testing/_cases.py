@@ -86,6 +86,19 @@ def _conv_cases() -> Iterator[Case]:
         (4, 20, 16, 8, 9, 1, 3, 1, 4, 8, 1),
         (5, 15, 13, 6, 4, 3, 2, 1, 1, 200, 3),
         (24, 13, 13, 16, 3, 1, 1, 2, 8, 128, 1),
+        (3, 35, 31, 16, 11, 4, 0, 1, 8, 128, 1),   # conv1-like: S = 1, only 3 of 8 dims used
+        (3, 19, 23, 8, 11, 4, 2, 1, 8, 32, 3),
+        (12, 13, 17, 16, 5, 1, 2, 2, 4, 16, 1),
+        (10, 12, 9, 12, 3, 2, 1, 2, 3, 256, 3),    # D = 3 does not divide Cg = 5
+        (16, 11, 14, 8, 1, 1, 0, 4, 3, 2, 1),      # 1x1, K = 2, Cg = 4 split 3 + 1
+        (8, 10, 10, 12, 1, 3, 1, 4, 1, 7, 3),      # 1x1 strided with padding
+        (6, 16, 9, 6, 7, 3, 3, 3, 2, 64, 1),
+        (9, 17, 21, 6, 4, 4, 3, 3, 5, 100, 3),     # even kernel, D > Cg
+        (20, 9, 8, 10, 2, 2, 0, 1, 6, 50, 1),
+        (4, 8, 13, 4, 3, 1, 0, 1, 8, 3, 3),
+        (32, 13, 13, 24, 3, 1, 1, 2, 8, 128, 1),   # conv4-like
+        (6, 24, 18, 4, 6, 2, 1, 2, 4, 9, 3),
+        (4, 14, 12, 4, 9, 1, 3, 1, 4, 8, 1),       # 81 taps in one phase: split into several reductions
     ]
     for i, (c, h, w, o, k, st, p, g, d, kk, n) in enumerate(table):
         base = Layer(name=f"conv{i}", type="conv", out=o, kernel=k, stride=st, pad=p, groups=g)
@@ -94,9 +107,18 @@ def _conv_cases() -> Iterator[Case]:
 
 
 def _fc_cases() -> Iterator[Case]:
-    # (input shape, O, D, K, N)
+    # (input shape, O, D, K, N): F not a multiple of D, D = 1, K = 2..256, the pair tables of the numpy backend
     table = [((256, 3, 3), 64, 4, 32, 1), ((10,), 7, 3, 16, 3), ((37,), 5, 1, 16, 1),
-             ((6, 2, 5), 33, 8, 256, 3), ((64,), 24, 2, 2, 1), ((3, 4, 4), 10, 5, 100, 3)]
+             ((6, 2, 5), 33, 8, 256, 3), ((64,), 24, 2, 2, 1), ((3, 4, 4), 10, 5, 100, 3),
+             ((256, 2, 2), 64, 4, 32, 1),
+             ((10, 3, 3), 17, 4, 16, 3),     # F = 90 is not a multiple of D
+             ((100,), 30, 1, 16, 1),         # fc8-like: D = 1
+             ((37,), 5, 8, 256, 3),          # D > some of F's remainder, K = 256
+             ((7, 5, 3), 12, 2, 2, 1),
+             ((512,), 1, 16, 3, 3),
+             ((30,), 40, 1, 4, 3),           # pairs of subspaces (K^2 <= O / 2), S even
+             ((21,), 50, 3, 4, 1),           # pairs, S = 7 odd
+             ((10, 3, 3), 200, 4, 8, 3)]    # pairs, S = 23 odd and a partial last subspace
     for i, (shape, o, d, k, n) in enumerate(table):
         base = Layer(name=f"fc{i}", type="fc", out=o)
         yield Case(base, shape, n, 200 + i)

@@ -38,7 +38,7 @@ class ExampleBackend:
 
         def lookup(t: np.ndarray) -> np.ndarray:
             """T [N, S*K] -> y [N, O] = bias + sum_s T[n, s, codes[o, s]]."""
-            return bias + t[:, flat].sum(axis=2, dtype=np.float32)
+            return np.ascontiguousarray(bias + t[:, flat].sum(axis=2, dtype=np.float32))
 
         return StagedKernel(table, lookup)
 
