@@ -159,7 +159,7 @@ def format_report(result: BenchResult, stat: str = "mean", layers: set[str] | No
         out.append(f"speed-up of Q-CNN over CNN ({sp['engine']}): {sp['mean']:.2f}x "
                    f"(of the means; {sp['median']:.2f}x of the medians)")
     if "quantized" in pr["modes"] or result.model["quantized_layers"]:
-        out.append(f"theoretical speed-up (multiply-adds, qcnn.stats): {th['speedup']:.2f}x "
+        out.append(f"theoretical speed-up (multiply-adds, qcnn.model.layer_costs): {th['speedup']:.2f}x "
                    f"({th['float_macs'] / 1e6:.1f}M -> {th['quant_macs'] / 1e6:.1f}M); "
                    f"storage {th['float_bytes'] / 1e6:.1f} MB -> {th['quant_bytes'] / 1e6:.1f} MB "
                    f"({th['compression']:.1f}x)")
