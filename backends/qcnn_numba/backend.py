@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,9 +9,10 @@ import llvmlite
 import numba
 import numpy as np
 
-from qcnn.plugin import Kernel, Layer, Quant, blas_info
+from qcnn.plugin import Kernel, Layer, OpTable, Quant, StagedKernel, blas_info
 
-from .layers import TiledStagedKernel, make_kernel
+from .config import NumbaConfig
+from .layers import op_table
 from .simd import HAS_AVX512, cpu_name, simd_level
 
 __all__ = ["NumbaBackend"]
@@ -26,26 +26,38 @@ def _numpy_blas() -> dict[str, Any]:
     return (own or libs or [{}])[0]
 
 
-class NumbaBackend:
+class NumbaBackend(OpTable):
     """Every layer as numba kernels; ``prepare`` also runs each kernel once so JIT
-    compilation (or loading from numba's on-disk cache) never lands in a timing loop."""
+    compilation (or loading from numba's on-disk cache) never lands in a timing loop.
 
-    def __init__(self) -> None:
+    ``NumbaBackend(config=NumbaConfig(...))`` or ``NumbaBackend(**fields)`` (the fields of
+    :class:`NumbaConfig`, replacing those of ``config``); an unknown field is a QcnnError.
+    """
+
+    #: The OMP_WAIT_POLICY in effect when the backend was loaded (``plugin.load`` records it;
+    #: "" when the object was made directly). The OpenMP runtime reads it once, at its start.
+    omp_wait_policy: str = ""
+
+    def __init__(self, config: NumbaConfig | None = None, **fields: Any) -> None:
+        self.config = NumbaConfig.from_options(config, **fields)
+        self.ops = op_table(self.config, numba.get_num_threads)
         self._staged_warm = False
 
     def prepare(self, layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...],
                 out_shape: tuple[int, ...]) -> Kernel | None:
-        kernel = make_kernel(layer, params, in_shape, numba.get_num_threads)
+        kernel = super().prepare(layer, params, in_shape, out_shape)
         if kernel is None:
             return None
         kernel(np.zeros((1, *in_shape), np.float32))  # warm-up: compile (or load from cache) now
-        if isinstance(kernel, TiledStagedKernel) and not self._staged_warm:
-            # the staged table/lookup pair (run when the stages are timed apart) compiles once
-            # per process, on a tiny layer: its signature does not depend on sizes
-            tiny = make_kernel(Layer("warm-up", "conv", out=2, kernel=1, quant=Quant(1, 2)),
-                               {"codebook": np.zeros((1, 2, 1), np.float32), "codes": np.zeros((2, 1, 1, 1), np.uint8),
-                                "bias": np.zeros(2, np.float32)}, (1, 2, 2), numba.get_num_threads)
-            assert isinstance(tiny, TiledStagedKernel)
+        if isinstance(kernel, StagedKernel) and kernel.fused is not None and not self._staged_warm:
+            # a fused call (the quantized convs') does not run the staged table/lookup pair (run
+            # when the stages are timed apart): it compiles once per process, on a tiny layer, as
+            # its signature does not depend on sizes
+            tiny = self.ops["qconv"](Layer("warm-up", "conv", out=2, kernel=1, quant=Quant(1, 2)),
+                                     {"codebook": np.zeros((1, 2, 1), np.float32),
+                                      "codes": np.zeros((2, 1, 1, 1), np.uint8), "bias": np.zeros(2, np.float32)},
+                                     (1, 2, 2), (2, 2, 2))
+            assert isinstance(tiny, StagedKernel)
             tiny.lookup(tiny.table(np.zeros((1, 1, 2, 2), np.float32)))
             self._staged_warm = True
         return kernel
@@ -69,7 +81,7 @@ class NumbaBackend:
             "fc_lookup": "avx512 vpermi2ps/vpermps on 5/4-bit packed codes (K <= 32)" if HAS_AVX512 else "scalar",
             "threads": numba.get_num_threads(),
             "threading_layer": layer,
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+            "omp_wait_policy": self.omp_wait_policy,  # recorded at load: no environment read here
         }
 
     def set_threads(self, n: int) -> None:
