@@ -10,9 +10,10 @@ loaded (``qcnn_numba.plugin`` registers a lazy ``BackendSpec``).
   read it, so it stays in L2; ``.table``/``.lookup`` run the same arithmetic as two
   stages with the whole LUT materialised (bit-identical results). Rows are padded to whole
   vectors so every table load is aligned; each column shift is applied once to the partial
-  sum of its taps by a lane shuffle (``QCNN_NUMBA_GRID_ROTATE=0`` reverts to shifted loads).
+  sum of its taps by a lane shuffle (``NumbaConfig(grid_rotate=False)``: shifted loads).
   Narrow stride-1 layers (a padded row in one vector) take a band path with the same trick
-  (``QCNN_NUMBA_BAND_ROTATE=0``; another summation order than the stages, within rounding).
+  (``band_rotate=False``: shifted loads; rotated, another summation order than the stages,
+  within rounding).
 * quantized fc: tables T[s, :] of <= 32 entries held in AVX-512 registers and looked up
   16 outputs at a time with ``vpermi2ps``/``vpermps`` on codes bit-packed 5 (or 4) bits
   each; a portable scalar loop otherwise.
@@ -22,7 +23,13 @@ loaded (``qcnn_numba.plugin`` registers a lazy ``BackendSpec``).
 
 Parallel kernels split work over output channels (or output blocks) only, never inside
 a sum, so results are bit-identical for any thread count. Kernels are compiled with
-``cache=True`` and warmed up in ``prepare``; ``python -m qcnn_numba.bench`` times them.
+``cache=True`` and warmed up in ``prepare``; ``qcnn bench --backend numba --per-layer`` times them.
+
+The tunables are the fields of :class:`qcnn_numba.config.NumbaConfig` (``band_rotate``,
+``grid_rotate``, ``band_rows``): ``NumbaBackend(config=NumbaConfig(...))``, ``NumbaBackend(**fields)``
+or ``qcnn.compile(model, "numba", options={...})``. No environment variable is read, except that
+loading sets ``OMP_WAIT_POLICY=PASSIVE`` unless it is set already (see ``qcnn_numba.plugin.load``).
+
 numba's on-disk cache is keyed on the timestamp of the file that defines each kernel, not on
 the intrinsics it calls: after editing ``simd.py`` alone, delete ``__pycache__/*.nbi``.
 """
