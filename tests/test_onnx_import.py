@@ -3,7 +3,6 @@ error, bad graphs, the CLI, and the round trip through qcnn.onnx_export."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,6 @@ from qcnn.io import import_onnx, onnx_to_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS_MODEL = ROOT / "examples" / "digits" / "lenet_digits.qcnn"
-HAS_EXPORT = importlib.util.find_spec("qcnn.onnx_export") is not None
 
 
 def _graph(nodes, inits, in_shape, out_name, out_shape, opset=17):
@@ -139,7 +137,6 @@ def test_cli_import_and_garbage(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- round trip
-@pytest.mark.skipif(not HAS_EXPORT, reason="qcnn.onnx_export (export_onnx) is not in this tree")
 @pytest.mark.parametrize("which", ["digits", "grouped"])
 def test_round_trip_through_export(tmp_path, which):
     from qcnn.io import export_onnx
