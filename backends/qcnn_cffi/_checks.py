@@ -12,7 +12,7 @@ import numpy as np
 
 from qcnn.plugin import Layer, QcnnError
 
-__all__ = ["f32", "tensor", "check_batch", "int32_dims", "spatial", "ptr", "empty"]
+__all__ = ["check_batch", "empty", "f32", "int32_dims", "ptr", "spatial", "tensor", "windows_out"]
 
 f32 = np.float32
 _INT32_MAX = 2**31 - 1
@@ -44,11 +44,13 @@ def check_batch(x: Any, in_shape: tuple[int, ...], name: str) -> int:
     return int(x.shape[0])
 
 
-def int32_dims(layer: Layer, **dims: int) -> None:
-    """BLAS and the kernels' offsets take 32-bit ints: every named size must fit."""
+def int32_dims(layer: Layer | str, **dims: int) -> None:
+    """BLAS and the kernels' offsets take 32-bit ints: every named size of ``layer`` (or the layer
+    named so) must fit."""
     for what, n in dims.items():
         if not 0 <= n <= _INT32_MAX:
-            raise QcnnError(f"layer {layer.name}: {what} = {n} is too large for the cffi backend (max {_INT32_MAX})")
+            name = layer if isinstance(layer, str) else layer.name
+            raise QcnnError(f"layer {name}: {what} = {n} is too large for the cffi backend (max {_INT32_MAX})")
 
 
 def spatial(layer: Layer, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -57,6 +59,18 @@ def spatial(layer: Layer, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
         raise QcnnError(f"layer {layer.name} ({layer.type}) needs a [C, H, W] input, got {list(in_shape)}")
     c, h, w = (int(s) for s in in_shape)
     return c, h, w
+
+
+def windows_out(layer: Layer, out_shape: tuple[int, ...], channels: int,
+                last_start: tuple[int, int]) -> tuple[int, int]:
+    """(Ho, Wo) of a window layer's ``out_shape`` [channels, Ho, Wo]: QcnnError unless the last
+    window starts at most ``last_start`` (rows, columns) past the first one's start, so the C code
+    reads inside its input whatever shape it is given (the runtime's output shape always passes)."""
+    st = layer.stride
+    if (len(out_shape) != 3 or int(out_shape[0]) != channels or min(out_shape) < 1
+            or (int(out_shape[1]) - 1) * st > last_start[0] or (int(out_shape[2]) - 1) * st > last_start[1]):
+        raise QcnnError(f"layer {layer.name}: output shape {list(out_shape)} does not fit its input")
+    return int(out_shape[1]), int(out_shape[2])
 
 
 def ptr(ffi: Any, a: np.ndarray, ctype: str = "float[]") -> Any:

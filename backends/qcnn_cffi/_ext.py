@@ -1,4 +1,5 @@
-"""The compiled module ``_qcnn_cffi`` (``ffi``, ``lib``), loaded once, with a clear error if missing.
+"""The compiled module ``_qcnn_cffi`` (``ffi``, ``lib``), loaded once, with a clear error if missing;
+its kernels start with one thread per core (``os.cpu_count()``) until a count is set.
 
 ``scipy_openblas32`` is imported first: it loads its OpenBLAS with RTLD_GLOBAL, so the extension
 finds the library even when the rpath recorded at build time no longer exists (e.g. the
@@ -7,6 +8,7 @@ isolated build environment of ``pip install .``).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from qcnn.plugin import QcnnError
@@ -28,6 +30,8 @@ def _load() -> tuple[Any, Any]:
         simd = ffi.string(lib.qc_simd()).decode()
         raise QcnnError(f"the cffi backend was built for {simd} but this CPU lacks it; rebuild with "
                         "QCNN_CFFI_MARCH=x86-64 (portable) or QCNN_CFFI_MARCH=native")
+    # the default until the registry applies a thread count: every core, C kernels and BLAS alike
+    lib.qc_set_threads(os.cpu_count() or 1)
     return ffi, lib
 
 

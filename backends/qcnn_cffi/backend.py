@@ -2,51 +2,44 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+import functools
 from typing import Any
 
-import numpy as np
-
-from qcnn.plugin import Kernel, Layer, QcnnError, get_threads
+from qcnn.plugin import OpTable, QcnnError
 
 from . import float_ops
 from ._ext import ffi, lib
+from .config import CffiConfig, make_config
 from .qconv import qconv
 from .qfc import qfc
 
 __all__ = ["CffiBackend"]
-
-_PREPARE: dict[str, Callable[[Layer, Mapping[str, np.ndarray], tuple[int, ...]], Kernel]] = {
-    "conv": float_ops.conv,
-    "qconv": qconv,
-    "fc": float_ops.fc,
-    "qfc": qfc,
-    "pool": float_ops.max_pool,
-    "relu": float_ops.relu,
-    "lrn": float_ops.lrn,
-    "dropout": float_ops.dropout,
-    "softmax": float_ops.softmax,
-}
 
 
 def _text(p: Any) -> str:
     return ffi.string(p).decode("utf-8", "replace") if p != ffi.NULL else ""
 
 
-class CffiBackend:
-    """Every op natively in C: quantized layers as LUT building + look-up, float ones via OpenBLAS."""
+class CffiBackend(OpTable):
+    """Every op natively in C: quantized layers as LUT building + look-up, float ones via OpenBLAS.
 
-    def __init__(self) -> None:
+    ``CffiBackend(config=CffiConfig(...))`` or ``CffiBackend(**fields)`` (the fields of
+    :class:`~qcnn_cffi.config.CffiConfig`; both: ``config`` with ``fields`` replaced). The thread
+    count is the process's (C kernels and BLAS): every core until ``set_threads``."""
 
-        self.set_threads(get_threads() or os.cpu_count() or 1)
-
-    def prepare(self, layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...],
-                out_shape: tuple[int, ...]) -> Kernel | None:
-        make = _PREPARE.get(layer.op)
-        if make is None:
-            return None  # an op without a C kernel: the runtime runs the reference kernel
-        return make(layer, params, tuple(int(s) for s in in_shape))
+    def __init__(self, config: CffiConfig | None = None, **fields: Any) -> None:
+        self.config = make_config(config, **fields)
+        self.ops = {
+            "conv": float_ops.conv,
+            "qconv": functools.partial(qconv, config=self.config),
+            "fc": float_ops.fc,
+            "qfc": qfc,
+            "pool": float_ops.max_pool,
+            "relu": float_ops.relu,
+            "lrn": float_ops.lrn,
+            "dropout": float_ops.dropout,
+            "softmax": float_ops.softmax,
+        }
 
     def info(self) -> dict[str, Any]:
         config = _text(lib.qc_blas_config())

@@ -23,7 +23,8 @@ from ._ext import ffi, lib
 __all__ = ["qfc"]
 
 
-def qfc(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...]) -> StagedKernel:
+def qfc(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...],
+        out_shape: tuple[int, ...]) -> StagedKernel:
     """A staged kernel x [N, ...] (flattened to [N, F]) -> y [N, O] for a product-quantized fc."""
     assert layer.quant is not None
     f, o = math.prod(in_shape), layer.out

@@ -36,7 +36,7 @@ from qcnn.plugin import StagedKernel
 
 from ._ext import ffi, lib
 
-__all__ = ["probe", "probe_rates", "layer_floors", "main"]
+__all__ = ["layer_floors", "main", "probe", "probe_rates"]
 
 ROWS = 3  # vectors per register tile (the band path's rows)
 TAPS = 9  # a 3x3 kernel

@@ -1,5 +1,5 @@
 /* Quantized conv, the Quantized-CNN way: a look-up table of every (padded, phase-split) input
- * pixel against every sub-codeword (small GEMMs, by explicit SIMD or OpenBLAS), then look-up
+ * pixel against every sub-codeword (small GEMMs, by explicit SIMD FMAs), then look-up
  * accumulation vectorised over space.
  *
  * Layout: T[n][g][s][row][k][phase][Wq], row < Hq, phase = (y % st) * st + x % st of the padded
@@ -9,13 +9,14 @@
  * one contiguous run of vector adds (no gathers). Cache blocking: taps are processed in groups
  * (e.g. one subspace s, one tap row u, one column phase) whose table blocks (all K codes) fit in
  * L1, and every output channel consumes a group before the next group starts, so each block
- * loaded from L2 is reused by all channels that pick any of its codes. Two schedules: output-row-
- * major (each output row reads its ceil(k/st) table rows) and table-row-major (the default: each
- * table row is read once and feeds the output rows in flight). A register tile holds R output
+ * loaded from L2 is reused by all channels that pick any of its codes. The look-up is
+ * table-row-major: each table row is read once and feeds the output rows in flight (measured
+ * 5-10% faster on every AlexNet conv than output-row-major). A register tile holds R output
  * channels x V vectors while a group's taps stream through; partial sums wait in a small
- * accumulator buffer between groups. Per-(o, tap) offsets are precomputed in Python.
- * qc_qconv_fused runs the table-row-major schedule with each table row built just before its
- * look-ups (the row of all groups and subspaces stays in L2; the full table never exists).
+ * accumulator buffer between groups. Per-(o, tap) offsets are precomputed in Python, into the
+ * plan structs of qcnn_kernels.h. qc_qconv_fused runs the same schedule with each table row built
+ * just before its look-ups (the row of all groups and subspaces stays in L2; the full table never
+ * exists); qc_qconv_band is the narrow stride-1 layers' schedule.
  */
 #include <math.h>
 #include <string.h>
@@ -74,9 +75,9 @@ void qc_pad_phase(const float *x, int64_t N, int64_t C, int64_t H, int64_t W, in
     }
 }
 
-/* For n, g, s and every row i < Hq: T[n,g,s,i] [K, P*Wq] = cb[s][:, :dv] [K, dv] x xq[n, g*Cg + s*D + d, i]:
- * simd = 1 the register-blocked kernels above, simd = 0 one OpenBLAS SGEMM per (n, g, s, row). */
-/* One subspace's table rows by explicit SIMD: for each row i and each vector of columns j, the dv
+/* For n, g, s and every row i < Hq: T[n,g,s,i] [K, P*Wq] = cb[s][:, :dv] [K, dv] x xq[n, g*Cg + s*D + d, i],
+ * by the register-blocked kernels below (measured 1.2x (conv2-5) to 4x (conv1) faster than
+ * OpenBLAS' small-matrix SGEMM here). One subspace's table rows by explicit SIMD: for each row i and each vector of columns j, the dv
  * input vectors x[d][i][j..] stay in registers while every codeword k gives
  * T[i][k][j..] = sum_d c[k][d] x[d][i][j..] (dv FMAs with broadcast operands, one store).
  * DV is a compile-time dv so the FMA chain unrolls; the tail vector is masked (AVX-512). */
@@ -238,29 +239,18 @@ static void table_job(const float *b, int64_t chan, int64_t rows, int64_t pw, in
             for (int64_t k = 0; k < K; ++k) memset(t + i * rowsz + k * cs + pw, 0, (size_t)(cs - pw) * sizeof(float));
 }
 
-void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P, int64_t Hq, int64_t Wq,
-                    int64_t cs, const float *cb, int64_t S, int64_t K, int64_t D, int simd, float *T) {
-    int64_t Cg = C / G, pw = P * Wq, chan = Hq * pw, rowsz = K * cs;
+void qc_qconv_table(const qc_qconv_table_plan *p, const float *xq, int64_t N, float *T) {
+    const int64_t G = p->G, Hq = p->Hq, cs = p->cs, S = p->S, K = p->K, D = p->D;
+    const float *cb = p->cb;
+    int64_t Cg = p->C / G, C = p->C, pw = p->P * p->Wq, chan = Hq * pw, rowsz = K * cs;
     int64_t jobs = N * G * S;
-    if (simd) {
-        int nth = qc_nthreads;
+    int nth = qc_nthreads;
 #pragma omp parallel for num_threads(nth) if (nth > 1 && jobs > 1) schedule(static)
-        for (int64_t job = 0; job < jobs; ++job) {
-            int64_t s = job % S, g = (job / S) % G, n = job / (S * G);
-            int64_t dv = qc_min64(D, Cg - s * D);
-            table_job(xq + (n * C + g * Cg + s * D) * chan, chan, Hq, pw, cs, cb + s * K * D, K, D, dv,
-                      T + job * Hq * rowsz);
-        }
-        return;
-    }
     for (int64_t job = 0; job < jobs; ++job) {
         int64_t s = job % S, g = (job / S) % G, n = job / (S * G);
         int64_t dv = qc_min64(D, Cg - s * D);
-        const float *b = xq + (n * C + g * Cg + s * D) * chan;
-        float *t = T + job * Hq * rowsz;
-        for (int64_t i = 0; i < Hq; ++i)
-            QC_SGEMM(QC_ROW_MAJOR, QC_NO_TRANS, QC_NO_TRANS, (int)K, (int)pw, (int)dv, 1.0f,
-                     cb + s * K * D, (int)D, b + i * pw, (int)chan, 0.0f, t + i * rowsz, (int)cs);
+        table_job(xq + (n * C + g * Cg + s * D) * chan, chan, Hq, pw, cs, cb + s * K * D, K, D, dv,
+                  T + job * Hq * rowsz);
     }
 }
 
@@ -276,71 +266,22 @@ static void fill_bias(float *slot, int64_t t0, int64_t t1, const float *bias_t, 
     fill_bias_s(slot, t0, t1, bias_t, nq, WMAX, R);
 }
 
-/* Output-row-major: blocks of rb rows x one column segment of nvc vectors (rb > 1 only when a
- * row is one segment), so V = rb * nvc <= VMAX vectors share every offset load. */
-void qc_qconv_lookup(const float *T, int64_t N, int64_t tsize, int64_t gsize,
-                     int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
-                     const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
-                     const float *bias_t, int64_t rowstride, int64_t O, int64_t Ho, int64_t Wo, int64_t rb,
-                     float *acc, float *y) {
-    int64_t HWo = Ho * Wo;
-    int nth = qc_nthreads < ntiles ? qc_nthreads : (int)ntiles;
-    if (nth < 1) nth = 1;
-    int64_t nvrow = (Wo + VL - 1) / VL; /* vectors per output row */
-    if (rb < 1 || nvrow * rb > VMAX) rb = 1;
-#pragma omp parallel num_threads(nth) if (nth > 1)
-    {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        /* a fixed, contiguous range of tiles per thread: results do not depend on the thread count */
-        int64_t t0 = ntiles * tid / nth, t1 = ntiles * (tid + 1) / nth;
-        int64_t vo[VMAX];
-        float *accp[VMAX];
-        for (int64_t n = 0; n < N; ++n) {
-            const float *Tn = T + n * tsize;
-            for (int64_t i0 = 0; i0 < Ho; i0 += rb)
-                for (int64_t c0 = 0; c0 < Wo; c0 += WMAX) {
-                    int64_t rows = qc_min64(rb, Ho - i0);
-                    int64_t width = qc_min64(WMAX, Wo - c0), nvc = (width + VL - 1) / VL, nv = rows * nvc;
-                    for (int64_t v = 0; v < nv; ++v) vo[v] = (v / nvc) * rowstride + (v % nvc) * VL;
-                    fill_bias(acc, t0, t1, bias_t, nv * VL);
-                    for (int64_t gr = 0; gr < ngroups; ++gr)
-                        for (int64_t tl = t0; tl < t1; ++tl) {
-                            for (int64_t v = 0; v < nv; ++v) accp[v] = acc + tl * R * WMAX + v * VL;
-                            TILESA[nv](Tn + tile_g[tl] * gsize + i0 * rowstride + c0, vo,
-                                       offs + (tl * ntaps + gstart[gr]) * R, gstart[gr + 1] - gstart[gr], accp, WMAX);
-                        }
-                    for (int64_t tl = t0; tl < t1; ++tl) {
-                        float *dst = y + n * O * HWo + tile_o0[tl] * HWo + i0 * Wo + c0;
-                        for (int r = 0; r < tile_rc[tl]; ++r)
-                            for (int64_t ii = 0; ii < rows; ++ii)
-                                memcpy(dst + r * HWo + ii * Wo, acc + (tl * R + r) * WMAX + ii * nvc * VL,
-                                       (size_t)width * sizeof(float));
-                    }
-                }
-        }
-    }
-}
+/* Table-row-major look-up: the taps of group gr all have the tap-row offset du = gdu[gr] = u / st
+ * and add table row rho into output row rho - du. Partial sums of the output rows in flight wait
+ * in a ring of kr + 1 slots, acc [kr + 1, ntiles, R, WMAX], so each table row is read once, while
+ * it is hot. Each thread takes a fixed, contiguous range of tiles: results do not depend on the
+ * thread count. */
+int64_t qc_qconv_lookup_scratch(const qc_qconv_lookup_plan *p) { return (p->kr + 1) * p->ntiles * R * WMAX; }
 
-/* Table-row-major look-up: the same sums in another order. Table rows are visited in blocks of rb
- * (rb > 1 only when an output row is one vector); the taps of group g all have the tap-row offset
- * du = gdu[g] = u / st and add table row rho into output row rho - du. Partial sums of the output
- * rows in flight wait in a ring of slots, acc [kr + rb, ntiles, R, WMAX] (+ one sink slot for rows
- * outside the output), so each table row is read once, while it is hot. */
-void qc_qconv_lookup_tr(const float *T, int64_t N, int64_t tsize, int64_t gsize,
-                        int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
-                        const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
-                        const int32_t *gdu, int64_t kr, const float *bias_t, int64_t rowstride, int64_t O,
-                        int64_t Ho, int64_t Wo, int64_t rb, int64_t tchunk, float *acc, float *y) {
-    int64_t HWo = Ho * Wo, ring = kr + rb, slotsz = ntiles * R * WMAX;
-    if (tchunk < 1) tchunk = ntiles;
-    float *sink = acc + ring * slotsz;
+void qc_qconv_lookup(const qc_qconv_lookup_plan *p, const float *T, int64_t N, float *acc, float *y) {
+    const int64_t tsize = p->tsize, gsize = p->gsize, rowstride = p->rowstride, ntiles = p->ntiles;
+    const int64_t ntaps = p->ntaps, ngroups = p->ngroups, kr = p->kr, O = p->O, Ho = p->Ho, Wo = p->Wo;
+    const int32_t *tile_o0 = p->tile_o0, *tile_rc = p->tile_rc, *tile_g = p->tile_g, *offs = p->offs;
+    const int32_t *gstart = p->gstart, *gdu = p->gdu;
+    const float *bias_t = p->bias_t;
+    int64_t HWo = Ho * Wo, ring = kr + 1, slotsz = ntiles * R * WMAX;
     int nth = qc_nthreads < ntiles ? qc_nthreads : (int)ntiles;
     if (nth < 1) nth = 1;
-    int64_t nvrow = (Wo + VL - 1) / VL;
-    if (rb < 1 || nvrow > 1 || rb > VMAX) rb = 1;
 #pragma omp parallel num_threads(nth) if (nth > 1)
     {
         int tid = 0;
@@ -350,41 +291,25 @@ void qc_qconv_lookup_tr(const float *T, int64_t N, int64_t tsize, int64_t gsize,
         int64_t t0 = ntiles * tid / nth, t1 = ntiles * (tid + 1) / nth;
         int64_t vo[VMAX];
         float *accp[VMAX];
+        for (int v = 0; v < VMAX; ++v) vo[v] = v * VL;
         for (int64_t n = 0; n < N; ++n) {
             const float *Tn = T + n * tsize;
             for (int64_t c0 = 0; c0 < Wo; c0 += WMAX) {
-                int64_t width = qc_min64(WMAX, Wo - c0), nvc = (width + VL - 1) / VL;
-                int64_t nv = rb > 1 ? rb : nvc, done = 0;
-                for (int64_t rho = 0; rho < Ho + kr - 1; rho += rb) {
-                    for (int64_t i = rho; i < qc_min64(rho + rb, Ho); ++i)
-                        fill_bias(acc + (i % ring) * slotsz, t0, t1, bias_t, nvc * VL);
-                    /* channel tiles in chunks, so a chunk's partial sums and a group's table block
-                     * share L1 (the table row itself stays in L2 between chunks) */
-                    for (int64_t ta = t0; ta < t1; ta += tchunk) {
-                    int64_t tb = qc_min64(ta + tchunk, t1);
+                int64_t width = qc_min64(WMAX, Wo - c0), nvc = (width + VL - 1) / VL, done = 0;
+                for (int64_t rho = 0; rho < Ho + kr - 1; ++rho) {
+                    if (rho < Ho) fill_bias(acc + (rho % ring) * slotsz, t0, t1, bias_t, nvc * VL);
                     for (int64_t gr = 0; gr < ngroups; ++gr) {
                         int64_t i0 = rho - gdu[gr];
-                        if (i0 + nv - 1 < 0 || i0 >= Ho || (rb == 1 && i0 < 0)) continue;
-                        /* rows outside [0, Ho) read the (valid) base row into the sink slot */
-                        int64_t b0 = i0 < 0 ? 0 : i0;
-                        for (int64_t v = 0; v < nv; ++v) {
-                            int64_t i = rb > 1 ? i0 + v : i0;
-                            int ok = i >= 0 && i < Ho;
-                            vo[v] = rb > 1 ? (ok ? (i - b0) * rowstride : 0) : v * VL;
+                        if (i0 < 0 || i0 >= Ho) continue;
+                        float *slot = acc + (i0 % ring) * slotsz;
+                        for (int64_t tl = t0; tl < t1; ++tl) {
+                            for (int64_t v = 0; v < nvc; ++v) accp[v] = slot + tl * R * WMAX + v * VL;
+                            TILESA[nvc](Tn + tile_g[tl] * gsize + i0 * rowstride + c0, vo,
+                                        offs + (tl * ntaps + gstart[gr]) * R, gstart[gr + 1] - gstart[gr], accp, WMAX);
                         }
-                        for (int64_t tl = ta; tl < tb; ++tl) {
-                            for (int64_t v = 0; v < nv; ++v) {
-                                int64_t i = rb > 1 ? i0 + v : i0;
-                                accp[v] = (i >= 0 && i < Ho ? acc + (i % ring) * slotsz : sink) + tl * R * WMAX +
-                                          (rb > 1 ? 0 : v * VL);
-                            }
-                            TILESA[nv](Tn + tile_g[tl] * gsize + b0 * rowstride + c0, vo,
-                                       offs + (tl * ntaps + gstart[gr]) * R, gstart[gr + 1] - gstart[gr], accp, WMAX);
-                        }
-                    }
                     }
                     /* rows whose last table row (i + kr - 1) has been visited are complete */
-                    for (; done < Ho && done + kr - 1 < rho + rb; ++done) {
+                    for (; done < Ho && done + kr - 1 <= rho; ++done) {
                         const float *slot = acc + (done % ring) * slotsz;
                         for (int64_t tl = t0; tl < t1; ++tl) {
                             float *dst = y + n * O * HWo + tile_o0[tl] * HWo + done * Wo + c0;
@@ -404,25 +329,31 @@ int qc_conv_fused_rot_r(void) { return RROT; }
 int qc_conv_fused_rot_r(void) { return 0; } /* scalar build: no rotated tiles */
 #endif
 
-/* Fused table building and look-up: the table-row-major look-up above (rb = 1), but table row rho
+/* Fused table building and look-up: the table-row-major look-up above, but table row rho
  * of every (group, subspace) is built, by the same SIMD code as qc_qconv_table, into a per-thread
  * row buffer [G, S, K, P, Wq] right before the look-ups that read it, so the table never leaves
  * L2. Offsets are relative to that row buffer (no tap-row term: group gr adds row rho into output
- * row rho - gdu[gr]). Each output's sum runs in the same order as in qc_qconv_lookup_tr, so the
+ * row rho - gdu[gr]). Each output's sum runs in the same order as in qc_qconv_lookup, so the
  * results are bit-identical to table + look-up, for any thread count. Jobs are (sample, band of
  * output rows); a band rebuilds the kr - 1 table rows it shares with the band above. */
-int64_t qc_qconv_fused_scratch(int64_t rowfl, int64_t kr, int64_t ntiles, int64_t Wo) {
+int64_t qc_qconv_fused_scratch(const qc_qconv_fused_plan *p) {
+    int64_t rowfl = p->rowfl, kr = p->kr, ntiles = p->ntiles, Wo = p->Wo;
     int64_t nseg = (Wo + WMAX - 1) / WMAX;
     /* + 16 floats: each thread's row buffer starts on a 64-byte line */
     return rowfl + (kr + 1) * nseg * ntiles * R * qc_min64(WMAX, (Wo + VL - 1) / VL * VL) + 16;
 }
 
-void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P, int64_t Hq, int64_t Wq,
-                    int64_t cs, const float *cb, int64_t S, int64_t K, int64_t D,
-                    int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
-                    const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
-                    const int32_t *gdu, const int32_t *gdv, int64_t kr, const float *bias_t, int64_t O, int64_t Ho,
-                    int64_t Wo, int64_t tchunk, int64_t rowfl, float *scratch, int64_t nscratch, float *y) {
+void qc_qconv_fused(const qc_qconv_fused_plan *p, const float *xq, int64_t N, float *scratch, int64_t nscratch,
+                    float *y) {
+    const int64_t C = p->table.C, G = p->table.G, P = p->table.P, Hq = p->table.Hq, Wq = p->table.Wq;
+    const int64_t cs = p->table.cs, S = p->table.S, K = p->table.K, D = p->table.D;
+    const float *cb = p->table.cb;
+    const int64_t ntiles = p->ntiles, ntaps = p->ntaps, ngroups = p->ngroups, kr = p->kr;
+    const int64_t O = p->O, Ho = p->Ho, Wo = p->Wo, rowfl = p->rowfl;
+    int64_t tchunk = p->tchunk;
+    const int32_t *tile_o0 = p->tile_o0, *tile_rc = p->tile_rc, *tile_g = p->tile_g, *offs = p->offs;
+    const int32_t *gstart = p->gstart, *gdu = p->gdu, *gdv = p->gdv;
+    const float *bias_t = p->bias_t;
     int64_t Cg = C / G, pw = P * Wq, chan = Hq * pw, rowstride = K * cs, gsz = S * rowstride;
     /* gdv: rotated tiles of RROT channels (see above), else tiles of R with shifted loads */
 #ifdef RROT
@@ -436,7 +367,7 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
     /* accumulator rows as wide as a segment's vectors (dense: no cache sets left idle) */
     int64_t astride = qc_min64(WMAX, (Wo + VL - 1) / VL * VL);
     int64_t HWo = Ho * Wo, nseg = (Wo + WMAX - 1) / WMAX, segsz = ntiles * rt * astride, slotsz = nseg * segsz;
-    int64_t ring = kr + 1, per = qc_qconv_fused_scratch(rowfl, kr, ntiles, Wo);
+    int64_t ring = kr + 1, per = qc_qconv_fused_scratch(p);
     if (tchunk < 1) tchunk = ntiles;
     int nth = qc_nthreads < nscratch ? qc_nthreads : (int)nscratch;
     if (nth < 1) nth = 1;
@@ -527,18 +458,20 @@ int qc_conv_band_rot_r(void) { return 0; } /* scalar build: no rotated tiles */
  * band's V <= Bo rows (V vectors WP floats apart). Partial sums of the band (all channels) live in
  * acc [ntiles, R, Bo, VL] across subspaces. Sum order per output: bias, then s ascending, taps in
  * offs order: fixed, whatever the thread count. Jobs are (sample, band). */
-int64_t qc_qconv_band_scratch(int64_t K, int64_t D, int64_t BR, int64_t WP, int64_t ntiles, int64_t Bo) {
-    return K * BR * WP + 2 * VL + 16 + D * BR * WP + ntiles * RB * Bo * VL;
+int64_t qc_qconv_band_scratch(const qc_qconv_band_plan *p) {
+    return p->K * p->BR * p->WP + 2 * VL + 16 + p->D * p->BR * p->WP + p->ntiles * RB * p->Bo * VL;
 }
 
-void qc_qconv_band(const float *xq, int64_t N, int64_t C, int64_t G, int64_t Hq, int64_t Wq,
-                   const float *cb, int64_t S, int64_t K, int64_t D,
-                   int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
-                   const int32_t *offs, int64_t tps, const float *bias_t, int64_t O, int64_t Ho, int64_t Wo,
-                   int64_t Bo, int64_t BR, int64_t WP, int64_t k, int rot, float *scratch, int64_t nscratch,
+void qc_qconv_band(const qc_qconv_band_plan *p, const float *xq, int64_t N, float *scratch, int64_t nscratch,
                    float *y) {
+    const int64_t C = p->C, G = p->G, Hq = p->Hq, Wq = p->Wq, S = p->S, K = p->K, D = p->D;
+    const int64_t ntiles = p->ntiles, tps = p->tps, O = p->O, Ho = p->Ho, Wo = p->Wo;
+    const int64_t Bo = p->Bo, BR = p->BR, WP = p->WP, k = p->k;
+    const int rot = p->rot;
+    const float *cb = p->cb, *bias_t = p->bias_t;
+    const int32_t *tile_o0 = p->tile_o0, *tile_rc = p->tile_rc, *tile_g = p->tile_g, *offs = p->offs;
     int64_t Cg = C / G, chan = Hq * Wq, HWo = Ho * Wo, astride = Bo * VL, tsz = K * BR * WP;
-    int64_t per = qc_qconv_band_scratch(K, D, BR, WP, ntiles, Bo), nbands = (Ho + Bo - 1) / Bo;
+    int64_t per = qc_qconv_band_scratch(p), nbands = (Ho + Bo - 1) / Bo;
     int64_t jobs = N * nbands, nvec = WP / VL, tpg = ntiles / G; /* tiles per group, group-major */
 #ifdef RROT
     int64_t rb = rot ? RROT : RB; /* channels per tile */

@@ -1,9 +1,12 @@
-/* qcnn C kernels: the public entry points the cffi module exposes.
+/* qcnn C kernels: the public entry points the cffi module exposes (``_build.py`` hands this
+ * header, without its preprocessor lines, to cffi's cdef: declarations here are the interface).
  *
- * Every function trusts its arguments: the Python layer (qcnn_cffi/kernels.py) checks
- * dtypes, contiguity, shapes and code ranges before calling, and allocates every output
- * and scratch buffer with the sizes documented here. Arrays are row-major float32
- * (uint8 for codes, int32 for offsets); sizes are int64_t.
+ * Every function trusts its arguments: the Python layer (qcnn_cffi/_checks.py, float_ops.py,
+ * qconv.py and its schedule modules, qfc.py) checks dtypes, contiguity, shapes and code ranges
+ * before calling, and allocates every output and scratch buffer with the sizes documented here.
+ * Arrays are row-major float32 (uint8 for codes, int32 for offsets); sizes are int64_t. The
+ * quantized conv's schedules take a plan struct, filled once when a layer is prepared (the
+ * arrays it points to live as long as the plan), plus the per-call arguments.
  */
 #ifndef QCNN_KERNELS_H
 #define QCNN_KERNELS_H
@@ -46,52 +49,71 @@ void qc_softmax(const float *x, int64_t N, int64_t F, float *y);
  * (0 outside the padded image). */
 void qc_pad_phase(const float *x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t st,
                   int64_t Hq, int64_t Wq, float *xq);
-/* Table T [N, G, S, Hq, K, cs] (cs >= P*Wq: a code's row is P*Wq values, then cs - P*Wq zeros, so
- * that codes need not sit a multiple of 4 KB apart): for n, g, s and row i
+/* The table geometry: xq [N, C, Hq, P, Wq] (P = st*st phases); cb [S, K, D]; cs >= P*Wq floats
+ * per code in a table row (a code's row is P*Wq values, then cs - P*Wq zeros, so that codes need
+ * not sit a multiple of 4 KB apart). */
+typedef struct {
+    int64_t C, G, P, Hq, Wq, cs;
+    const float *cb;
+    int64_t S, K, D;
+} qc_qconv_table_plan;
+/* Table T [N, G, S, Hq, K, cs]: for n, g, s and row i
  * T[n,g,s,i] [K, :P*Wq] = cb[s][:, :dv] [K, dv] x xq[n, g*Cg + s*D : +dv, i] [dv, P*Wq],
- * dv = min(D, Cg - s*D); cb [S, K, D]. simd = 0: one OpenBLAS SGEMM per row; 1: explicit SIMD FMAs. */
-void qc_qconv_table(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P, int64_t Hq, int64_t Wq,
-                    int64_t cs, const float *cb, int64_t S, int64_t K, int64_t D, int simd, float *T);
-/* Look-up: for each tile of R output channels (R = qc_conv_r()), output row i and column j < Wo:
- * y[n, o_r, i, j] = bias_t[tile, r] + sum_t T[n*tsize + group(tile)*gsize + offs[tile, t, r] + i*rowstride + j],
- * the taps t summed group by group (taps gstart[g] .. gstart[g+1]-1, in order), for r < rcount(tile).
- * T holds N*tsize floats plus zeroed slack covering reads up to ceil(Wo / VL) * VL columns past each
- * row start. tile_o0/tile_rc/tile_g [ntiles]; offs [ntiles, ntaps, R]; gstart [ngroups + 1];
- * bias_t [ntiles, R]; acc scratch [ntiles, R, qc_conv_width()]. rb: output rows per register tile
- * when a whole row fits in a few vectors (1 otherwise). */
-void qc_qconv_lookup(const float *T, int64_t N, int64_t tsize, int64_t gsize,
-                     int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
-                     const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
-                     const float *bias_t, int64_t rowstride, int64_t O, int64_t Ho, int64_t Wo, int64_t rb,
-                     float *acc, float *y);
-/* The same sums, table-row-major: groups of taps each with one tap-row offset gdu[g] = u / st
- * (kr = max + 1); each table row is read once while the output rows in flight accumulate in a
- * ring, acc scratch [kr + rb + 1, ntiles, R, qc_conv_width()]; rb table rows at a time when an
- * output row is a single vector (else rb = 1); tchunk channel tiles at a time per table row. */
-void qc_qconv_lookup_tr(const float *T, int64_t N, int64_t tsize, int64_t gsize,
-                        int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
-                        const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
-                        const int32_t *gdu, int64_t kr, const float *bias_t, int64_t rowstride, int64_t O,
-                        int64_t Ho, int64_t Wo, int64_t rb, int64_t tchunk, float *acc, float *y);
-/* Fused: the sums of qc_qconv_table + qc_qconv_lookup_tr (rb = 1, same order, bit-identical)
- * with table row rho of every (group, subspace) built into a per-thread row buffer right before
- * the look-ups that read it. xq and cs as for qc_qconv_table; offs [ntiles, ntaps, R] relative to the
- * row buffer [G, S, K, cs]: s*K*cs + code*cs + phase*Wq + v/st; gstart/gdu/kr/tchunk as for
- * qc_qconv_lookup_tr. rowfl: floats of the row buffer, G*S*K*cs plus slack covering reads up to
- * ceil(Wo/VL)*VL columns past each offset. scratch: nscratch (>= 1; at most nscratch threads run)
- * blocks of qc_qconv_fused_scratch(rowfl, kr, ntiles, Wo) floats. */
-int64_t qc_qconv_fused_scratch(int64_t rowfl, int64_t kr, int64_t ntiles, int64_t Wo);
-/* gdv NULL: tiles of R = qc_conv_r() channels, offsets as above. gdv [ngroups] (only when
+ * dv = min(D, Cg - s*D), by explicit SIMD FMAs. */
+void qc_qconv_table(const qc_qconv_table_plan *p, const float *xq, int64_t N, float *T);
+
+/* The look-up, table-row-major, for tiles of R output channels (R = qc_conv_r()), output row i and
+ * column j < Wo: y[n, o_r, i, j] = bias_t[tile, r] + sum_t T[n*tsize + group(tile)*gsize +
+ * offs[tile, t, r] + (i + gdu[gr])*rowstride + j], the taps t summed group by group (taps
+ * gstart[gr] .. gstart[gr+1]-1, in order; every tap of group gr has the tap-row offset gdu[gr] =
+ * u / st, kr = max + 1), for r < rcount(tile). Each table row is read once while the output rows
+ * in flight accumulate in a ring. T holds N*tsize floats plus zeroed slack covering reads up to
+ * ceil(Wo / VL) * VL columns past each row start. tile_o0/tile_rc/tile_g [ntiles];
+ * offs [ntiles, ntaps, R]; gstart [ngroups + 1]; gdu [ngroups]; bias_t [ntiles, R]. */
+typedef struct {
+    int64_t tsize, gsize, rowstride;
+    int64_t ntiles;
+    const int32_t *tile_o0, *tile_rc, *tile_g;
+    const int32_t *offs;
+    int64_t ntaps, ngroups;
+    const int32_t *gstart, *gdu;
+    int64_t kr;
+    const float *bias_t;
+    int64_t O, Ho, Wo;
+} qc_qconv_lookup_plan;
+/* acc scratch: qc_qconv_lookup_scratch(p) floats */
+int64_t qc_qconv_lookup_scratch(const qc_qconv_lookup_plan *p);
+void qc_qconv_lookup(const qc_qconv_lookup_plan *p, const float *T, int64_t N, float *acc, float *y);
+
+/* Fused (the row-fused schedule): the sums of qc_qconv_table + qc_qconv_lookup (same order,
+ * bit-identical with shifted tiles) with table row rho of every (group, subspace) built into a
+ * per-thread row buffer right before the look-ups that read it. table: as for qc_qconv_table;
+ * offs [ntiles, ntaps, R] relative to the row buffer [G, S, K, cs]: s*K*cs + code*cs + phase*Wq
+ * + v/st; gstart/gdu/kr as for qc_qconv_lookup; tchunk channel tiles at a time per table row.
+ * rowfl: floats of the row buffer, G*S*K*cs plus slack covering reads up to ceil(Wo/VL)*VL
+ * columns past each offset.
+ * gdv NULL: tiles of R = qc_conv_r() channels, offsets as above. gdv [ngroups] (only when
  * qc_conv_fused_rot_r() > 0, Wq a whole number of vectors and every gdv < VL): rotated tiles of
  * qc_conv_fused_rot_r() channels; all taps of group g share the column shift gdv[g] = v/st, which
- * the offsets then leave out; rowfl's slack covers reads up to (ceil(Wo/VL) + 1) * VL columns. */
+ * the offsets then leave out (another summation order); rowfl's slack covers reads up to
+ * (ceil(Wo/VL) + 1) * VL columns. */
+typedef struct {
+    qc_qconv_table_plan table;
+    int64_t ntiles;
+    const int32_t *tile_o0, *tile_rc, *tile_g;
+    const int32_t *offs;
+    int64_t ntaps, ngroups;
+    const int32_t *gstart, *gdu, *gdv;
+    int64_t kr;
+    const float *bias_t;
+    int64_t O, Ho, Wo, tchunk, rowfl;
+} qc_qconv_fused_plan;
 int qc_conv_fused_rot_r(void);
-void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P, int64_t Hq, int64_t Wq,
-                    int64_t cs, const float *cb, int64_t S, int64_t K, int64_t D,
-                    int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
-                    const int32_t *offs, int64_t ntaps, int64_t ngroups, const int32_t *gstart,
-                    const int32_t *gdu, const int32_t *gdv, int64_t kr, const float *bias_t, int64_t O, int64_t Ho,
-                    int64_t Wo, int64_t tchunk, int64_t rowfl, float *scratch, int64_t nscratch, float *y);
+/* scratch: nscratch (>= 1; at most nscratch threads run) blocks of qc_qconv_fused_scratch(p) floats */
+int64_t qc_qconv_fused_scratch(const qc_qconv_fused_plan *p);
+void qc_qconv_fused(const qc_qconv_fused_plan *p, const float *xq, int64_t N, float *scratch, int64_t nscratch,
+                    float *y);
+
 /* Narrow stride-1 layers (Wo <= VL): x is xq [N, C, Hq, 1, Wq]; output rows Bo at a time, per
  * (group, subspace) a band table [K, BR = Bo + k - 1, WP] (WP = Wq rounded up to whole vectors)
  * built into a per-thread buffer, then every channel's k*k taps of that subspace added with one
@@ -100,16 +122,24 @@ void qc_qconv_fused(const float *xq, int64_t N, int64_t C, int64_t G, int64_t P,
  * code*BR*WP + u*WP + v, taps row-major. Bo <= VMAX (qc_conv_width() / VL).
  * rot = 1 (only when qc_conv_band_rot_r() > 0, Wq <= VL and Bo <= 3): rotated tiles of
  * R = qc_conv_band_rot_r() channels, aligned loads, the column shift applied to each shift's partial
- * sum; offs then hold code*BR*WP + u*WP with taps v-major (v outer, u inner).
- * scratch: nscratch (>= 1) blocks of qc_qconv_band_scratch(...) floats (ntiles of either kind). */
+ * sum; offs then hold code*BR*WP + u*WP with taps v-major (v outer, u inner). */
+typedef struct {
+    int64_t C, G, Hq, Wq;
+    const float *cb;
+    int64_t S, K, D;
+    int64_t ntiles;
+    const int32_t *tile_o0, *tile_rc, *tile_g;
+    const int32_t *offs;
+    int64_t tps;
+    const float *bias_t;
+    int64_t O, Ho, Wo, Bo, BR, WP, k;
+    int rot;
+} qc_qconv_band_plan;
 int qc_conv_band_r(void);     /* RB: output channels per register tile of the band path */
 int qc_conv_band_rot_r(void); /* channels per rotated tile; 0: none in this build (scalar) */
-int64_t qc_qconv_band_scratch(int64_t K, int64_t D, int64_t BR, int64_t WP, int64_t ntiles, int64_t Bo);
-void qc_qconv_band(const float *xq, int64_t N, int64_t C, int64_t G, int64_t Hq, int64_t Wq,
-                   const float *cb, int64_t S, int64_t K, int64_t D,
-                   int64_t ntiles, const int32_t *tile_o0, const int32_t *tile_rc, const int32_t *tile_g,
-                   const int32_t *offs, int64_t tps, const float *bias_t, int64_t O, int64_t Ho, int64_t Wo,
-                   int64_t Bo, int64_t BR, int64_t WP, int64_t k, int rot, float *scratch, int64_t nscratch,
+/* scratch: nscratch (>= 1) blocks of qc_qconv_band_scratch(p) floats */
+int64_t qc_qconv_band_scratch(const qc_qconv_band_plan *p);
+void qc_qconv_band(const qc_qconv_band_plan *p, const float *xq, int64_t N, float *scratch, int64_t nscratch,
                    float *y);
 /* Roofline probe (python -m qcnn_cffi.roofline): the band path's register tile over offsets into T,
  * reps times, one thread. acc [nch / RB, RB, V, VL] += sum over taps t of
