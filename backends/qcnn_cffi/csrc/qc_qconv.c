@@ -77,8 +77,9 @@ void qc_pad_phase(const float *x, int64_t N, int64_t C, int64_t H, int64_t W, in
 
 /* For n, g, s and every row i < Hq: T[n,g,s,i] [K, P*Wq] = cb[s][:, :dv] [K, dv] x xq[n, g*Cg + s*D + d, i],
  * by the register-blocked kernels below (measured 1.2x (conv2-5) to 4x (conv1) faster than
- * OpenBLAS' small-matrix SGEMM here). One subspace's table rows by explicit SIMD: for each row i and each vector of columns j, the dv
- * input vectors x[d][i][j..] stay in registers while every codeword k gives
+ * OpenBLAS' small-matrix SGEMM here). One subspace's table rows by explicit SIMD: for each row i
+ * and each vector of columns j, the dv input vectors x[d][i][j..] stay in registers while every
+ * codeword k gives
  * T[i][k][j..] = sum_d c[k][d] x[d][i][j..] (dv FMAs with broadcast operands, one store).
  * DV is a compile-time dv so the FMA chain unrolls; the tail vector is masked (AVX-512). */
 #if VL == 16
