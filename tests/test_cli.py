@@ -105,6 +105,7 @@ def test_errors_are_one_line_with_nonzero_exit(tmp_path, args, message):
     assert not (tmp_path / "o.npz").exists() and not (tmp_path / "x.qcnn").exists()
 
 
+@pytest.mark.slow  # a few seconds: CI runs it too
 def test_help_everywhere():
     from qcnn.cli import COMMANDS
 

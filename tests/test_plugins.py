@@ -50,6 +50,7 @@ def test_example_plugin_is_discovered_through_entry_points():
     assert spec.plugin == "example" and spec.version == "0.1.0"
 
 
+@pytest.mark.slow  # a few seconds: CI runs it too
 def test_declined_layers_fall_back_to_the_reference():
     _need_example()
     model = qcnn.model.synthetic("alexnet", seed=1, layers={"fc7": None, "fc6": Quant(8, 16)})

@@ -86,6 +86,7 @@ def _assert_models_equal(a: qcnn.Model, b: qcnn.Model) -> None:
             assert arr.dtype == other.dtype and np.array_equal(arr, other), f"{lname}.{tname}"
 
 
+@pytest.mark.slow  # a few seconds: CI runs it too
 def test_float_mode_round_trip(tmp_path: Path) -> None:
     model = qcnn.model.synthetic("alexnet", quantized=False, seed=3)
     qcnn.save_seed(model, tmp_path)

@@ -26,6 +26,7 @@ def batch(seed_dir, seed_model):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.slow  # a few seconds: CI runs it too
 def test_backend_on_all_seed_images(backend, batch, seed_dir, seed_model):
     try:
         load_backend(backend)
