@@ -14,7 +14,7 @@ from qcnn import QcnnError
 from qcnn import reference as ref
 from qcnn.model import Layer, Quant
 from qcnn.plugin import StagedKernel, backend_specs, load_backend
-from qcnn.testing import prepare_layer
+from qcnn.testing import case_data, layer_cases, prepare_layer
 
 TOL = 1e-4
 
@@ -34,25 +34,6 @@ def batch(rng: np.random.Generator, n: int, shape: tuple[int, ...], scale: float
     return np.ascontiguousarray(rng.standard_normal((n, *shape), dtype=np.float32) * np.float32(scale))
 
 
-# (N, C, H, W, O, k, stride, pad, groups, D, K): kernel 1..11, stride 1..4, pad 0..3,
-# groups 1..4, D not dividing C/G, K from 2 to 256, batch 1 and 3, non-square inputs.
-CONV_CASES = [
-    (1, 3, 35, 31, 16, 11, 4, 0, 1, 8, 128),   # conv1-like: S = 1, only 3 of 8 dims used
-    (3, 3, 19, 23, 8, 11, 4, 2, 1, 8, 32),
-    (1, 12, 13, 17, 16, 5, 1, 2, 2, 4, 16),
-    (3, 10, 12, 9, 12, 3, 2, 1, 2, 3, 256),    # D = 3 does not divide Cg = 5
-    (1, 16, 11, 14, 8, 1, 1, 0, 4, 3, 2),      # 1x1, K = 2, Cg = 4 split 3 + 1
-    (3, 8, 10, 10, 12, 1, 3, 1, 4, 1, 7),      # 1x1 strided with padding
-    (1, 6, 16, 9, 6, 7, 3, 3, 3, 2, 64),
-    (3, 9, 17, 21, 6, 4, 4, 3, 3, 5, 100),     # even kernel, D > Cg
-    (1, 20, 9, 8, 10, 2, 2, 0, 1, 6, 50),
-    (3, 4, 8, 13, 4, 3, 1, 0, 1, 8, 3),
-    (1, 32, 13, 13, 24, 3, 1, 1, 2, 8, 128),   # conv4-like
-    (3, 6, 24, 18, 4, 6, 2, 1, 2, 4, 9),
-    (1, 4, 14, 12, 4, 9, 1, 3, 1, 4, 8),       # 81 taps in one phase: split into several reductions
-]
-
-
 def _conv_case(case, quantized: bool, rng: np.random.Generator):
     n, c, h, w, o, k, st, p, g, d, kk = case
     quant = Quant(d, kk) if quantized else None
@@ -68,16 +49,14 @@ def _conv_case(case, quantized: bool, rng: np.random.Generator):
     return layer, params, batch(rng, n, (c, h, w))
 
 
-@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: "N{}C{}x{}x{}O{}k{}s{}p{}g{}D{}K{}".format(*c))
+@pytest.mark.parametrize("case", [c for c in layer_cases() if c.layer.op == "qconv"], ids=lambda c: c.id)
 def test_qconv_dense_mode(backend, case):
-    rng = np.random.default_rng(sum(case) + 1)
-    layer, params, x = _conv_case(case, True, rng)
-    kernel = prepare_layer(backend, layer, params, x.shape[1:])
-    assert isinstance(kernel, StagedKernel)
-    want = ref.qconv(x, params["codebook"], params["codes"], params["bias"], layer.stride, layer.pad, layer.groups)
-    # (agreement of the LUT kernel and its stages is in the conformance suite, qcnn.testing)
-    # the dense-decode comparison mode computes the same layer
-    dense = prepare_layer(type(backend)(quantized="dense"), layer, params, x.shape[1:])
+    """The dense-decode comparison mode computes the same layer as the reference (the LUT
+    kernel and its stages are checked by the conformance suite, on the same cases)."""
+    params, x = case_data(case)
+    want = ref.qconv(x, params["codebook"], params["codes"], params["bias"], case.layer.stride, case.layer.pad,
+                     case.layer.groups)
+    dense = prepare_layer(type(backend)(quantized="dense"), case.layer, params, case.in_shape)
     assert rel(dense(x), want) <= TOL
 
 
