@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._buffers import BufferCache
-from ._checks import check_batch, empty, f32, int32_dims, ptr
-from ._ext import ffi, lib
-from ._qconv_layout import ConvGeometry, CPlan, channel_tiles, phase_split
+from ._checks import int32_dims
+from ._ext import lib
+from ._qconv_layout import ConvGeometry, CPlan, FusedCall, channel_tiles
 from .config import CffiConfig
 
 __all__ = ["BAND_BYTES", "BAND_ROWS", "ROT_ROWS", "BandConv"]
@@ -23,7 +22,7 @@ BAND_ROWS = 4
 ROT_ROWS = 3  # rows per rotated tile (qc_qconv_band's VROT)
 
 
-class BandConv:
+class BandConv(FusedCall):
     """The fused call x [N, C, H, W] -> y [N, O, Ho, Wo] on the band schedule, with rotated register
     tiles of ``qc_conv_band_rot_r()`` channels or else tiles of ``qc_conv_band_r()`` channels with
     shifted loads (``rotated`` says which)."""
@@ -34,7 +33,6 @@ class BandConv:
                  bias: np.ndarray) -> None:
         g = self.geom = geom
         k, vl, wq = g.k, g.vl, g.wq_raw
-        self._wq = wq
         rot = int(config.band_rotate and wq <= vl and lib.qc_conv_band_rot_r() > 0)
         r = int(lib.qc_conv_band_rot_r()) if rot else int(lib.qc_conv_band_r())
         chan, tiles = channel_tiles(g.groups, g.og, r)
@@ -57,16 +55,4 @@ class BandConv:
                           **tiles, offs=offs, tps=k * k, bias_t=np.ascontiguousarray(bias[chan]), O=g.o, Ho=g.ho,
                           Wo=g.wo, Bo=bo, BR=br, WP=wp, k=k, rot=rot)
         self.rotated = bool(rot)
-        self._per_thread = int(lib.qc_qconv_band_scratch(self.plan.ptr))
-        self._scratch = BufferCache()
-        self._direct = g.direct(wq)
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        g = self.geom
-        n = check_batch(x, (g.c, g.h, g.w), g.name)
-        xq = x if self._direct else phase_split(x, g, self._wq)
-        nth = max(1, int(lib.qc_get_threads()))
-        scratch = self._scratch.get(nth * self._per_thread, lambda size: empty(size, g.name, "the band tables"))
-        y = np.empty((n, g.o, g.ho, g.wo), f32)
-        lib.qc_qconv_band(self.plan.ptr, ptr(ffi, xq), n, ptr(ffi, scratch), nth, ptr(ffi, y))
-        return y
+        self._bind(wq, int(lib.qc_qconv_band_scratch(self.plan.ptr)), lib.qc_qconv_band, "the band tables")

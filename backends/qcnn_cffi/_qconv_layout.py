@@ -15,7 +15,8 @@ import numpy as np
 
 from qcnn.plugin import Layer, QcnnError
 
-from ._checks import empty, int32_dims, ptr, tensor
+from ._buffers import BufferCache
+from ._checks import check_batch, empty, f32, int32_dims, ptr, tensor
 from ._ext import ffi, lib
 from .float_ops import conv_geometry
 
@@ -24,6 +25,7 @@ __all__ = [
     "MIN_TAPS",
     "CPlan",
     "ConvGeometry",
+    "FusedCall",
     "channel_tiles",
     "code_stride",
     "phase_split",
@@ -251,3 +253,28 @@ class CPlan:
             else:
                 value = int(value)
             setattr(target, name, value)
+
+
+class FusedCall:
+    """The call both fused schedules share: x [N, C, H, W] -> phase-split input (unless x already
+    is its own layout) -> one C entry point ``c_call(plan, xq, N, scratch, threads, y)`` with
+    ``per_thread`` floats of scratch per thread -> y [N, O, Ho, Wo]. A schedule's ``__init__``
+    builds ``plan`` and calls :meth:`_bind`."""
+
+    geom: ConvGeometry
+    plan: CPlan
+
+    def _bind(self, wq: int, per_thread: int, c_call: Any, what: str) -> None:
+        self._wq, self._per_thread, self._c_call, self._what = wq, per_thread, c_call, what
+        self._scratch = BufferCache()
+        self._direct = self.geom.direct(wq)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        g = self.geom
+        n = check_batch(x, (g.c, g.h, g.w), g.name)
+        xq = x if self._direct else phase_split(x, g, self._wq)
+        nth = max(1, int(lib.qc_get_threads()))
+        scratch = self._scratch.get(nth * self._per_thread, lambda size: empty(size, g.name, self._what))
+        y = np.empty((n, g.o, g.ho, g.wo), f32)
+        self._c_call(self.plan.ptr, ptr(ffi, xq), n, ptr(ffi, scratch), nth, ptr(ffi, y))
+        return y

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._buffers import BufferCache
-from ._checks import check_batch, empty, f32, ptr
-from ._ext import ffi, lib
+from ._ext import lib
 from ._qconv_layout import (
     L1_BUDGET,
     ConvGeometry,
     CPlan,
+    FusedCall,
     channel_tiles,
-    phase_split,
     split_by_shift,
     tap_groups,
     tile_offsets,
@@ -28,7 +26,7 @@ from .config import CffiConfig
 __all__ = ["RowFusedConv"]
 
 
-class RowFusedConv:
+class RowFusedConv(FusedCall):
     """The fused call x [N, C, H, W] -> y [N, O, Ho, Wo] on the row-fused schedule; ``rotated``
     says which tiles run."""
 
@@ -68,16 +66,4 @@ class RowFusedConv:
                           gdu=gdu, gdv=gdv, kr=g.kr, bias_t=np.ascontiguousarray(bias[chan]), O=g.o, Ho=g.ho,
                           Wo=g.wo, tchunk=tchunk, rowfl=rowfl)
         self.rotated = rot
-        self._per_thread = int(lib.qc_qconv_fused_scratch(self.plan.ptr))
-        self._scratch = BufferCache()
-        self._direct = g.direct(g.wq)
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        g = self.geom
-        n = check_batch(x, (g.c, g.h, g.w), g.name)
-        xq = x if self._direct else phase_split(x, g, g.wq)
-        nth = max(1, int(lib.qc_get_threads()))
-        scratch = self._scratch.get(nth * self._per_thread, lambda size: empty(size, g.name, "the fused table rows"))
-        y = np.empty((n, g.o, g.ho, g.wo), f32)
-        lib.qc_qconv_fused(self.plan.ptr, ptr(ffi, xq), n, ptr(ffi, scratch), nth, ptr(ffi, y))
-        return y
+        self._bind(g.wq, int(lib.qc_qconv_fused_scratch(self.plan.ptr)), lib.qc_qconv_fused, "the fused table rows")
