@@ -3,13 +3,6 @@
 import warnings
 
 from qcnn.io import load_model  # noqa: F401
-from qcnn.model import (  # noqa: F401
-    ARCHS,
-    arch_spec,
-    default_quant,
-    quantize_spec,
-    resolve_spec,
-    synthetic,
-)
+from qcnn.model import ARCHS, arch_spec, default_quant, quantize_spec, resolve_spec, synthetic  # noqa: F401
 
 warnings.warn("qcnn.zoo moved to qcnn.model; import from there", DeprecationWarning, stacklevel=2)

@@ -3,13 +3,7 @@
 
 from __future__ import annotations
 
-from ._machine import (
-    cpu_info,
-    machine_record,
-    package_versions,
-    short_summary,
-    thread_settings,
-)
+from ._machine import cpu_info, machine_record, package_versions, short_summary, thread_settings
 from ._peers import PEERS, Peer, check_layers, make_peer, parse_peers
 from ._protocol import MODES, TOLERANCE, default_backend, run_bench
 from ._result import SCHEMA, BenchResult, Series

@@ -48,14 +48,7 @@ from .._errors import QcnnError
 from .._runtime import compile as qcompile
 from ..io import dataset_inputs, image_inputs, load_model, random_inputs
 from ..model import Model, float_twin, is_quantized, layer_costs, totals
-from ..plugin import (
-    StagedKernel,
-    backend_specs,
-    load_backend,
-    preferred_backends,
-    problems,
-    set_threads,
-)
+from ..plugin import StagedKernel, backend_specs, load_backend, preferred_backends, problems, set_threads
 from ._machine import machine_record
 from ._peers import check_layers, make_peer, parse_peers
 from ._result import SCHEMA, BenchResult, Series

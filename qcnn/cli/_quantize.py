@@ -8,14 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import QcnnError
-from ..io._inputs import (
-    DATASET_IMAGES,
-    IMAGE_SUFFIXES,
-    image_files,
-    read_dataset,
-    read_images,
-    read_npy,
-)
+from ..io._inputs import DATASET_IMAGES, IMAGE_SUFFIXES, image_files, read_dataset, read_images, read_npy
 from ..io._qcnn_file import load, save
 from ..model._model import Model
 from ..plugin import set_threads

@@ -34,15 +34,7 @@ from ._onnx_export import INPUT_NAME, OPSET, build_onnx, export_onnx
 from ._onnx_import import SUPPORTED_OPS, import_onnx, onnx_to_model
 from ._qcnn_file import FORMAT_VERSION, atomic_write, load, save
 from ._seed import MEAN_FILE, load_seed, save_seed, seed_file_name
-from ._seed_files import (
-                      cbn_size,
-                      read_bin,
-                      read_cbn,
-                      read_raw_asmt,
-                      write_bin,
-                      write_cbn,
-                      write_raw_asmt,
-)
+from ._seed_files import cbn_size, read_bin, read_cbn, read_raw_asmt, write_bin, write_cbn, write_raw_asmt
 
 __all__ = [
     "DATASET_IMAGES", "DATASET_LABELS", "FORMAT_VERSION", "IMAGE_SUFFIXES", "INPUT_NAME", "MAX_PIXELS", "MEAN_FILE", "OPSET",

@@ -24,14 +24,7 @@ from ._spec import (
                     spec_to_dict,
 )
 from ._twin import float_twin, is_quantized
-from ._zoo import (
-                    ARCHS,
-                    arch_spec,
-                    default_quant,
-                    quantize_spec,
-                    resolve_spec,
-                    synthetic,
-)
+from ._zoo import ARCHS, arch_spec, default_quant, quantize_spec, resolve_spec, synthetic
 
 __all__ = [
     "ARCHS", "LAYER_TYPES", "PREPROCESS", "Layer", "LayerCost", "Model", "NetSpec", "Quant", "arch_spec", "conv_out",

@@ -53,13 +53,7 @@ from ._checks import (
                      check_stages_match_call,
                      check_thread_invariance,
 )
-from ._suite import (
-                     Check,
-                     backend_checks,
-                     check_backend,
-                     parametrize_with_checks,
-                     property_cases,
-)
+from ._suite import Check, backend_checks, check_backend, parametrize_with_checks, property_cases
 
 __all__ = [
     "ALEXNET_LAYERS", "PROPERTY_CHECKS", "RTOL", "Case", "Check", "alexnet_activations", "assert_close",

@@ -16,15 +16,7 @@ import numpy as np
 from .._errors import QcnnError
 from .._runtime import compile
 from ..model import Layer, Model, NetSpec
-from ..plugin import (
-    Backend,
-    Kernel,
-    StagedKernel,
-    get_threads,
-    loaded_backends,
-    reference_kernel,
-    set_threads,
-)
+from ..plugin import Backend, Kernel, StagedKernel, get_threads, loaded_backends, reference_kernel, set_threads
 from ._cases import Case, assert_close, case_data, prepare_layer
 
 __all__ = ["PROPERTY_CHECKS", "check_agrees_with_reference", "check_bad_input_is_clear", "check_batch_invariance",

@@ -12,14 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..plugin import load_backend
-from ._cases import (
-    ALEXNET_LAYERS,
-    Case,
-    alexnet_activations,
-    assert_close,
-    layer_cases,
-    prepare_layer,
-)
+from ._cases import ALEXNET_LAYERS, Case, alexnet_activations, assert_close, layer_cases, prepare_layer
 from ._checks import PROPERTY_CHECKS, check_agrees_with_reference
 
 __all__ = ["Check", "backend_checks", "check_backend", "parametrize_with_checks", "property_cases"]

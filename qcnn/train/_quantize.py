@@ -45,15 +45,7 @@ from .._runtime import compile as qcompile
 from ..model import _costs as stats
 from ..model._model import Model
 from ..model._spec import Layer, Quant
-from ._ec import (
-    ResponseStats,
-    decode_rows,
-    ec_layer,
-    patches,
-    sample_positions,
-    tap_rows,
-    weight_rows,
-)
+from ._ec import ResponseStats, decode_rows, ec_layer, patches, sample_positions, tap_rows, weight_rows
 from ._kmeans import kmeans
 
 __all__ = ["quantize", "QuantizeReport", "LayerReport", "plan", "pq_layer", "check_calibration"]
