@@ -11,16 +11,8 @@ import pytest
 
 import qcnn
 from qcnn import QcnnError
-from qcnn.io._seed_files import (
-    BLOCK_BYTES,
-    cbn_size,
-    read_bin,
-    read_cbn,
-    read_raw_asmt,
-    write_bin,
-    write_cbn,
-    write_raw_asmt,
-)
+from qcnn.io._seed_files import (BLOCK_BYTES, cbn_size, read_bin, read_cbn, read_raw_asmt, write_bin, write_cbn,
+                                 write_raw_asmt)
 
 PREFIX = "bvlc_alexnet_aCaF"
 #: (file index, dims, bits) of every .cbn the seed holds (fc6 = the stand-in), per seed-format.md section 1.

@@ -11,16 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._ext import lib
-from ._qconv_layout import (
-    L1_BUDGET,
-    ConvGeometry,
-    CPlan,
-    FusedCall,
-    channel_tiles,
-    split_by_shift,
-    tap_groups,
-    tile_offsets,
-)
+from ._qconv_layout import (L1_BUDGET, ConvGeometry, CPlan, FusedCall, channel_tiles, split_by_shift, tap_groups,
+                            tile_offsets)
 from .config import CffiConfig
 
 __all__ = ["RowFusedConv"]

@@ -16,20 +16,8 @@ from __future__ import annotations
 
 from ._bitpack import pack_codes, packed_size, unpack_codes
 from ._images import MAX_PIXELS, preprocess, read_image, resize_bilinear
-from ._inputs import (
-                      DATASET_IMAGES,
-                      DATASET_LABELS,
-                      IMAGE_SUFFIXES,
-                      Inputs,
-                      dataset_inputs,
-                      image_files,
-                      image_inputs,
-                      load_model,
-                      random_inputs,
-                      read_dataset,
-                      read_images,
-                      read_npy,
-)
+from ._inputs import (DATASET_IMAGES, DATASET_LABELS, IMAGE_SUFFIXES, Inputs, dataset_inputs, image_files, image_inputs,
+                      load_model, random_inputs, read_dataset, read_images, read_npy)
 from ._onnx_export import INPUT_NAME, OPSET, build_onnx, export_onnx
 from ._onnx_import import SUPPORTED_OPS, import_onnx, onnx_to_model
 from ._qcnn_file import FORMAT_VERSION, atomic_write, load, save

@@ -15,18 +15,8 @@ from ..model import Layer, Quant
 from ._contract import Backend, BackendSpec, Kernel, OpTable, Prepare, StagedKernel
 from ._hookspec import hookimpl, hookspec
 from ._reference import ReferenceBackend, reference_kernel
-from ._registry import (
-                        ENTRY_POINT_GROUP,
-                        LoadedBackend,
-                        Problem,
-                        backend_specs,
-                        configured_backend,
-                        load_backend,
-                        loaded_backends,
-                        preferred_backends,
-                        problems,
-                        set_threads,
-)
+from ._registry import (ENTRY_POINT_GROUP, LoadedBackend, Problem, backend_specs, configured_backend, load_backend,
+                        loaded_backends, preferred_backends, problems, set_threads)
 from ._threads import blas_info, check_threads, get_threads
 
 __all__ = [

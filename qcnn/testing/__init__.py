@@ -29,30 +29,11 @@ it. ``expected_failed_checks={id or property: reason}`` marks known failures.
 
 from __future__ import annotations
 
-from ._cases import (
-                     ALEXNET_LAYERS,
-                     RTOL,
-                     Case,
-                     alexnet_activations,
-                     assert_close,
-                     case_data,
-                     layer_cases,
-                     prepare_layer,
-                     relative_error,
-)
-from ._checks import (
-                     PROPERTY_CHECKS,
-                     check_agrees_with_reference,
-                     check_bad_input_is_clear,
-                     check_batch_invariance,
-                     check_declines_unknown_op,
-                     check_input_unchanged,
-                     check_output_fresh,
-                     check_params_unchanged,
-                     check_readonly_input,
-                     check_stages_match_call,
-                     check_thread_invariance,
-)
+from ._cases import (ALEXNET_LAYERS, RTOL, Case, alexnet_activations, assert_close, case_data, layer_cases,
+                     prepare_layer, relative_error)
+from ._checks import (PROPERTY_CHECKS, check_agrees_with_reference, check_bad_input_is_clear, check_batch_invariance,
+                      check_declines_unknown_op, check_input_unchanged, check_output_fresh, check_params_unchanged,
+                      check_readonly_input, check_stages_match_call, check_thread_invariance)
 from ._suite import Check, backend_checks, check_backend, parametrize_with_checks, property_cases
 
 __all__ = [
