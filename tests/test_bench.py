@@ -54,6 +54,15 @@ def tiny_path(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _peer_cache(tmp_path_factory, monkeypatch):
+    """Peers cache their converted models in a temporary folder, not the user's cache."""
+    from qcnn.bench import _peer_base
+
+    cache = tmp_path_factory.getbasetemp() / "peer-cache"
+    monkeypatch.setattr(_peer_base, "default_cache_dir", lambda: cache)
+
+
 @pytest.fixture
 def softmax_calls(monkeypatch) -> list[int]:
     """Counts every call of the reference softmax: each forward pass of a reference session

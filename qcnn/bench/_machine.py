@@ -32,7 +32,8 @@ SIMD_FLAGS = (
 )
 
 #: Packages whose version is recorded (missing ones are recorded as None).
-PACKAGES = ("qcnn", "numpy", "numba", "llvmlite", "cffi", "threadpoolctl", "onnx", "onnxruntime", "torch")
+PACKAGES = ("qcnn", "numpy", "numba", "llvmlite", "cffi", "threadpoolctl", "onnx", "onnxruntime", "openvino", "torch",
+            "platformdirs", "matplotlib")
 
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")

@@ -1,158 +1,115 @@
-"""Benchmark peers: the same FLOAT network run by other inference engines.
+"""Benchmark peers: the same FLOAT network run by other inference engines, each in its
+fastest correct configuration (the report says which).
 
-* ``onnxruntime``: the graph of :func:`qcnn.io.build_onnx` in an ONNX Runtime
-  CPU session, all graph optimisations on, ``intra_op_num_threads`` = threads,
-  ``inter_op_num_threads`` = 1, sequential execution.
-* ``torch``: eager PyTorch built from the same dense weights with ``torch.nn.functional``
-  (conv2d, relu, local_response_norm, max_pool2d with ``ceil_mode=True``, linear,
-  softmax), under ``torch.inference_mode`` with ``torch.set_num_threads(threads)``.
+==================  ===========================================================  ==========
+name                what                                                         precision
+==================  ===========================================================  ==========
+onnxruntime         ONNX Runtime CPU on qcnn's ONNX export                       fp32
+onnxruntime-int8    ONNX Runtime on the static per-channel QDQ model             int8
+openvino            OpenVINO CPU, its default precision                          bf16 on CPUs
+                                                                                 with AVX512_BF16,
+                                                                                 else fp32
+openvino-f32        OpenVINO CPU with ``INFERENCE_PRECISION_HINT=f32``            fp32
+openvino-int8       OpenVINO CPU on the same QDQ model as onnxruntime-int8       int8
+torch               eager PyTorch (torch.nn.functional)                          fp32
+torch-compile       torch.compile (inductor, freezing)                           fp32
+==================  ===========================================================  ==========
 
-A peer is a callable ``x [N, C, H, W] float32 -> y [N, *out_shape] float32`` with a
-``name``, a ``version``, an ``info()`` dict and ``probe(x)``: ``{layer name: output}``
-for the final layer and the layers of :func:`check_layers` (for the agreement check). Missing packages give a one-line
-:class:`QcnnError` that says what to install.
+``all`` is every peer whose packages are installed. The ONNX peers are in
+:mod:`qcnn.bench._onnx_peers` (graph variant chosen per engine by a timed trial, model
+cache), the torch peers in :mod:`qcnn.bench._torch_peers`. A peer is a :class:`Peer`:
+``peer(x [N, C, H, W] float32) -> y [N, *out_shape] float32`` with ``info()`` and
+``probe(x)`` (``{layer name: output}`` for :func:`check_layers`). A missing package gives
+a one-line :class:`QcnnError` with the install command.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+import importlib.util
+import os
+import sys
 
 import numpy as np
 
 from .._errors import QcnnError
-from ..io import INPUT_NAME, build_onnx
-from ..model import Model, float_twin
+from ..model import Model
+from . import _onnx_peers, _torch_peers
+from ._peer_base import Peer, PeerContext, check_layers
 
-__all__ = ["PEERS", "Peer", "make_peer", "parse_peers", "check_layers"]
+__all__ = ["PEERS", "Peer", "PeerContext", "make_peer", "parse_peers", "check_layers", "missing_packages",
+           "install_command"]
 
 #: Known peers, in the order they are reported.
-PEERS = ("onnxruntime", "torch")
+PEERS = ("onnxruntime", "onnxruntime-int8", "openvino", "openvino-f32", "openvino-int8", "torch", "torch-compile")
+
+#: The Python packages each peer needs.
+_NEEDS = {
+    "onnxruntime": ("onnx", "onnxruntime"), "onnxruntime-int8": ("onnx", "onnxruntime"),
+    "openvino": ("onnx", "openvino"), "openvino-f32": ("onnx", "openvino"),
+    "openvino-int8": ("onnx", "onnxruntime", "openvino"),
+    "torch": ("torch",), "torch-compile": ("torch",),
+}
+_ALIASES = {"ort": "onnxruntime", "ort-int8": "onnxruntime-int8", "pytorch": "torch", "ov": "openvino",
+            "ov-int8": "openvino-int8", "ov-f32": "openvino-f32"}
 
 
-@dataclass
-class Peer:
-    """One peer engine with the network loaded: ``peer(x) -> y``."""
-
-    name: str
-    version: str
-    run: Callable[[np.ndarray], np.ndarray]
-    probe: Callable[[np.ndarray], dict[str, np.ndarray]]
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.run(x)
-
-    def info(self) -> dict[str, Any]:
-        return {"version": self.version, **self.details}
+def _installed(module: str) -> bool:
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
-def check_layers(model: Model) -> tuple[str, ...]:
-    """Layers whose outputs the agreement checks compare: the last conv/fc layer (the logits,
-    which a saturated softmax would hide) and the final layer."""
-    layers = model.spec.layers
-    weighted = [layer.name for layer in layers if layer.has_weights]
-    return tuple(dict.fromkeys([*weighted[-1:], layers[-1].name]))
+def missing_packages(name: str) -> list[str]:
+    """The packages peer ``name`` needs that are not installed here."""
+    return [m for m in _NEEDS[name] if not _installed(m)]
+
+
+def install_command(name: str) -> str:
+    """How to install what peer ``name`` needs."""
+    return _torch_peers.INSTALL if name.startswith("torch") else _onnx_peers.INSTALL
 
 
 def parse_peers(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """``"onnxruntime,torch"`` (or a list) -> a tuple of known peer names, checked."""
+    """``"onnxruntime,torch"`` (or a list, or ``"all"``: every installed peer) -> a tuple of known peer names."""
     names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text)]
-    names = [n for n in names if n]
-    aliases = {"ort": "onnxruntime", "pytorch": "torch"}
-    names = [aliases.get(n, n) for n in names]
+    names = [_ALIASES.get(n, n) for n in names if n]
+    if "all" in names:
+        if len(names) > 1:
+            raise QcnnError("--compare all cannot be combined with other peer names")
+        return tuple(n for n in PEERS if not missing_packages(n))
     unknown = [n for n in names if n not in PEERS]
     if unknown:
-        raise QcnnError(f"unknown peer {unknown[0]!r} for --compare (known: {', '.join(PEERS)})")
+        raise QcnnError(f"unknown peer {unknown[0]!r} for --compare (known: {', '.join(PEERS)}, all)")
     return tuple(dict.fromkeys(names))
 
 
-def make_peer(name: str, model: Model, threads: int) -> Peer:
-    """Load the float network of ``model`` into peer ``name``, using ``threads`` threads."""
+def make_peer(name: str, model: Model | PeerContext, threads: int = 1, *, batch_size: int = 1,
+              sample: np.ndarray | None = None, calib: np.ndarray | None = None,
+              cache_dir: str | os.PathLike[str] | None = None) -> Peer:
+    """Load the float network ``model`` into peer ``name`` with ``threads`` threads.
+
+    ``model`` may be a :class:`PeerContext` (shared by the peers of one run: the model hash
+    is computed once); then the other arguments are ignored. sample: an input batch
+    [batch_size, C, H, W] for the set-up trials; calib: calibration inputs [N, C, H, W] of
+    the int8 peers (default: sample); cache_dir: the model cache root.
+    """
+    ctx = model if isinstance(model, PeerContext) else PeerContext(
+        model, threads=threads, batch_size=batch_size, sample=sample, calib=calib, cache_dir=cache_dir)
     if name == "onnxruntime":
-        return _onnxruntime(model, threads)
+        return _onnx_peers.onnxruntime_peer(ctx)
+    if name == "onnxruntime-int8":
+        return _onnx_peers.onnxruntime_peer(ctx, int8=True)
+    if name == "openvino":
+        return _onnx_peers.openvino_peer(ctx)
+    if name == "openvino-f32":
+        return _onnx_peers.openvino_peer(ctx, "f32")
+    if name == "openvino-int8":
+        return _onnx_peers.openvino_peer(ctx, "int8")
     if name == "torch":
-        return _torch(model, threads)
+        return _torch_peers.torch_peer(ctx)
+    if name == "torch-compile":
+        return _torch_peers.torch_peer(ctx, compiled=True)
     raise QcnnError(f"unknown peer {name!r} (known: {', '.join(PEERS)})")
-
-
-def _onnxruntime(model: Model, threads: int) -> Peer:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime as ort
-    except ImportError:
-        raise QcnnError('--compare onnxruntime needs onnx and onnxruntime: pip install "qcnn[peers]"') from None
-    checked = check_layers(model)
-    proto = build_onnx(model, extra_outputs=checked)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    try:
-        sess = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    except Exception as err:
-        raise QcnnError(f"onnxruntime cannot load the exported {model.spec.name}: {str(err).splitlines()[0]}") \
-            from None
-    out_name = sess.get_outputs()[0].name
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return sess.run([out_name], {INPUT_NAME: x})[0]
-
-    def probe(x: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(zip(checked, sess.run(list(checked), {INPUT_NAME: x})))
-
-    return Peer("onnxruntime", ort.__version__, run, probe,
-                {"providers": sess.get_providers(), "intra_op_num_threads": threads, "inter_op_num_threads": 1,
-                 "graph_optimization": "ORT_ENABLE_ALL", "opset": proto.opset_import[0].version})
-
-
-def _torch(model: Model, threads: int) -> Peer:
-    try:
-        import torch
-        import torch.nn.functional as F
-    except ImportError:
-        raise QcnnError("--compare torch needs PyTorch: pip install torch") from None
-    fmodel = float_twin(model)
-    torch.set_num_threads(threads)
-    weights = {name: {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()}
-               for name, tensors in fmodel.params.items()}
-    layers = fmodel.spec.layers
-    checked = check_layers(model)
-
-    def forward(x: Any, keep: dict[str, Any] | None = None) -> Any:
-        for layer in layers:
-            t = layer.type
-            if t == "conv":
-                w = weights[layer.name]
-                x = F.conv2d(x, w["weight"], w["bias"], stride=layer.stride, padding=layer.pad, groups=layer.groups)
-            elif t == "fc":
-                w = weights[layer.name]
-                x = F.linear(x.reshape(x.shape[0], -1), w["weight"], w["bias"])
-            elif t == "relu":
-                x = F.relu(x)
-            elif t == "lrn":  # torch divides alpha by size, like Caffe
-                x = F.local_response_norm(x, layer.size, alpha=layer.alpha, beta=layer.beta, k=layer.k)
-            elif t == "pool":
-                x = F.max_pool2d(x, layer.kernel, layer.stride, layer.pad, ceil_mode=True)
-            elif t == "softmax":
-                x = F.softmax(x.reshape(x.shape[0], -1), dim=1)
-            # dropout: identity at test time
-            if keep is not None and layer.name in checked:
-                keep[layer.name] = x.numpy().copy()
-        return x
-
-    def run(x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return forward(torch.from_numpy(x)).numpy()
-
-    def probe(x: np.ndarray) -> dict[str, np.ndarray]:
-        keep: dict[str, np.ndarray] = {}
-        with torch.inference_mode():
-            forward(torch.from_numpy(x), keep)
-        return keep
-
-    return Peer("torch", torch.__version__, run, probe,
-                {"num_threads": torch.get_num_threads(), "mode": "eager, torch.nn.functional"})

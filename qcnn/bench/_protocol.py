@@ -26,7 +26,14 @@ of Q-CNN (quantized) over CNN (float) are reported. Here:
   accumulated over the first run's passes.
 * Outputs are checked once on the first batch: every backend against the reference
   backend (same mode), every peer against the first backend's float output; the record
-  holds max|diff| / max|ref| and whether it is within 1e-4.
+  holds max|diff| / max|ref| and whether it is within 1e-4. Reduced-precision peers
+  (bf16, int8) are not held to 1e-4: their record has ``ok: null`` and the difference.
+  Every peer's ``top1_agreement`` is the fraction of the first min(32, batches x batch
+  size) benchmark images on which its top-1 class equals qcnn's float one.
+* Peers are set up before timing (export, quantization, compilation, the timed choice of
+  graph variant: :mod:`qcnn.bench._peers`); that cost is in each peer's ``info.setup``,
+  apart from the forward times. Every series records its model's bytes (``.qcnn`` file of
+  the float twin or the quantized model, ONNX fp32, QDQ int8).
 
 The float network of a quantized model is its *float twin*: the same layers with the
 dense weights decoded from codebooks and codes (:func:`float_twin`).
@@ -36,6 +43,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -46,11 +54,11 @@ from tqdm import tqdm
 
 from .._errors import QcnnError
 from .._runtime import compile as qcompile
-from ..io import dataset_inputs, image_inputs, load_model, random_inputs
+from ..io import dataset_inputs, image_inputs, load_model, random_inputs, save
 from ..model import Model, float_twin, is_quantized, layer_costs, totals
 from ..plugin import StagedKernel, backend_specs, load_backend, preferred_backends, problems, set_threads
 from ._machine import machine_record
-from ._peers import check_layers, make_peer, parse_peers
+from ._peers import PEERS, PeerContext, check_layers, install_command, make_peer, missing_packages, parse_peers
 from ._result import SCHEMA, BenchResult, Series
 
 __all__ = [
@@ -60,6 +68,8 @@ __all__ = [
 MODES = ("float", "quantized")
 #: Agreement tolerance: max|y - y_ref| / max|y_ref|.
 TOLERANCE = 1e-4
+#: Images on which each peer's top-1 agreement with qcnn's float output is counted.
+TOP1_IMAGES = 32
 
 
 # --------------------------------------------------------------------------- backends
@@ -169,8 +179,11 @@ def _rel_diff(y: np.ndarray, ref: np.ndarray) -> float:
     return diff / scale if scale > 0 else diff
 
 
-def _agreement(outs: Mapping[str, np.ndarray], refs: Mapping[str, np.ndarray], against: str) -> dict[str, Any]:
-    """Compare the checked layers' outputs: ``{"against", "layers": {name: rel diff}, "max_rel_diff", "ok"}``."""
+def _agreement(outs: Mapping[str, np.ndarray], refs: Mapping[str, np.ndarray], against: str,
+               exact: bool = True) -> dict[str, Any]:
+    """Compare the checked layers' outputs: ``{"against", "layers": {name: rel diff}, "max_rel_diff", "ok"}``.
+
+    ``exact=False`` (a bf16 or int8 peer): ``tolerance`` and ``ok`` are None (reported, not judged)."""
     diffs: dict[str, float | None] = {}
     problems = []
     for name, ref in refs.items():
@@ -181,9 +194,11 @@ def _agreement(outs: Mapping[str, np.ndarray], refs: Mapping[str, np.ndarray], a
         else:
             diffs[name] = _rel_diff(y, ref)
     worst = max((d for d in diffs.values() if d is not None), default=None)
-    ok = not problems and worst is not None and worst <= TOLERANCE
-    out: dict[str, Any] = {"against": against, "layers": diffs, "max_rel_diff": worst, "tolerance": TOLERANCE,
-                           "ok": bool(ok)}
+    ok: bool | None = bool(not problems and worst is not None and worst <= TOLERANCE)
+    if not exact and not problems:
+        ok = None
+    out: dict[str, Any] = {"against": against, "layers": diffs, "max_rel_diff": worst,
+                           "tolerance": TOLERANCE if exact else None, "ok": ok}
     if problems:
         out["problem"] = "; ".join(problems)
     return out
@@ -203,7 +218,8 @@ def run_bench(model: Model | str | os.PathLike[str] | None = None,
               dataset: str | os.PathLike[str] | None = None, labels: Mapping[str, int] | None = None,
               per_layer: bool = False, compare: str | Sequence[str] = (), check: bool = True,
               progress: bool = True, seed: int = 0, command: str | None = None, clock: str = "wall",
-              options: Mapping[str, Mapping[str, Any]] | None = None) -> BenchResult:
+              options: Mapping[str, Mapping[str, Any]] | None = None, calib: np.ndarray | None = None,
+              cache_dir: str | os.PathLike[str] | None = None) -> BenchResult:
     """Run the speed test (see the module doc) and return the measurements.
 
     model: a :class:`Model`, a ``.qcnn`` path, an architecture name (synthetic quantized
@@ -215,7 +231,9 @@ def run_bench(model: Model | str | os.PathLike[str] | None = None,
     (``"onnxruntime,torch"``), timed on the float network. check: compare outputs on the
     first batch (adds untimed passes). progress: a tqdm bar on stderr when it is a TTY.
     clock: ``wall`` or ``cpu`` (see :data:`CLOCKS`). options: per backend name, the
-    options its sessions are compiled with (``qcnn.compile(..., options=...)``).
+    options its sessions are compiled with (``qcnn.compile(..., options=...)``). calib:
+    calibration inputs [N, C, H, W] of the int8 peers (default: the benchmark's inputs).
+    cache_dir: where the peers' converted models are cached (default: the user cache dir).
     """
     batches = _check_count("batches", batches, 1)
     repeat = _check_count("repeat", repeat, 1)
@@ -229,9 +247,13 @@ def run_bench(model: Model | str | os.PathLike[str] | None = None,
     if images is not None and dataset is not None:
         raise QcnnError("give either images or a dataset, not both")
     peers = parse_peers(compare) if compare else ()
+    notes: list[str] = []
+    if compare and any(n.strip().lower() == "all" for n in (compare.split(",") if isinstance(compare, str) else compare)):
+        for name in PEERS:
+            if name not in peers:
+                notes.append(f"peer {name} not installed ({', '.join(missing_packages(name))}): {install_command(name)}")
 
     qmodel = load_model(model)
-    notes: list[str] = []
     modes = list(MODES) if mode == "both" else [mode]
     if not is_quantized(qmodel):
         if mode == "quantized":
@@ -259,6 +281,7 @@ def run_bench(model: Model | str | os.PathLike[str] | None = None,
     models = {"float": fmodel, "quantized": qmodel}
 
     runners: list[_Runner] = []
+    sizes: dict[str, int] = {}
     for name in names:
         for m in modes:
             session = qcompile(models[m], name, options=(options or {}).get(name))  # type: ignore[arg-type]
@@ -269,15 +292,21 @@ def run_bench(model: Model | str | os.PathLike[str] | None = None,
                        fallbacks=session.fallbacks)
             if per_layer:
                 s.layer_samples = np.zeros((repeat, batches, len(lay), 3))
+            s.model_bytes = sizes.setdefault(m, _qcnn_bytes(models[m]))  # type: ignore[arg-type]
             runners.append(_Runner(s, session.forward, lay if per_layer else None, session=session,
                                    clock=CLOCKS[clock]))
+    if peers:
+        ctx = PeerContext(fmodel, threads=threads, batch_size=batch_size, sample=inputs.batch(0, batch_size),  # type: ignore[arg-type]
+                          calib=calib if calib is not None else inputs.images[:needed], cache_dir=cache_dir)
     for peer_name in peers:
-        peer = make_peer(peer_name, fmodel, threads)  # type: ignore[arg-type]  # the float twin, decoded once
-        s = Series(peer_name, "peer", "float", batch_size, np.zeros((repeat, batches)), info=peer.info())
+        peer = make_peer(peer_name, ctx)  # the float twin, decoded and hashed once
+        s = Series(peer_name, "peer", "float", batch_size, np.zeros((repeat, batches)), info=peer.info(),
+                   model_bytes=peer.model_bytes, precision=peer.precision)
         runners.append(_Runner(s, peer.run, None, peer=peer, clock=CLOCKS[clock]))
 
     if check:
-        _check_outputs(runners, models, inputs.batch(0, batch_size), modes, threads)
+        k = min(batches, max(1, -(-TOP1_IMAGES // batch_size)))
+        _check_outputs(runners, models, [inputs.batch(b, batch_size) for b in range(k)], modes, threads)
 
     total = repeat * len(runners) * batches + warmup * len(runners)
     bar = _progress(total, progress)
@@ -310,7 +339,8 @@ def run_bench(model: Model | str | os.PathLike[str] | None = None,
     return BenchResult(
         model={"name": qmodel.spec.name, "source": qmodel.source, "input": list(qmodel.spec.input),
                "quantized_layers": [layer.name for layer in qmodel.spec.layers if layer.quant is not None]},
-        protocol={"modes": modes, "backends": names, "peers": list(peers), "batches": batches, "repeat": repeat,
+        protocol={"modes": modes, "backends": names, "peers": list(peers), "calibration": (
+                      None if not peers else "given" if calib is not None else "the benchmark inputs"), "batches": batches, "repeat": repeat,
                   "batch_size": batch_size, "threads": threads, "warmup": warmup, "per_layer": per_layer,
                   "clock": clock, "interleaved": True, "checked": check, "timer": CLOCKS[clock].__name__,
                   "unit": "ms per image"},
@@ -336,11 +366,27 @@ def _count_hits(series: Series, y: np.ndarray, labels: np.ndarray | None) -> Non
     series.labeled += int(known.sum())
 
 
-def _check_outputs(runners: list[_Runner], models: dict[str, Model | None], x: np.ndarray,
+def _qcnn_bytes(model: Model) -> int:
+    """Bytes of ``model`` as a ``.qcnn`` file (written to a temporary file and measured)."""
+    with tempfile.TemporaryDirectory(prefix="qcnn-bench-") as tmp:
+        path = os.path.join(tmp, "model.qcnn")
+        save(model, path)
+        return os.path.getsize(path)
+
+
+def _top1(y: np.ndarray) -> np.ndarray:
+    """[N, ...] -> [N] index of the largest output."""
+    y = np.asarray(y)
+    return y.reshape(len(y), -1).argmax(axis=1)
+
+
+def _check_outputs(runners: list[_Runner], models: dict[str, Model | None], xs: list[np.ndarray],
                    modes: list[str], threads: int) -> None:
-    """Record each series' agreement on batch x (the layers of :func:`qcnn.peers.check_layers`):
+    """Record each series' agreement on batch xs[0] (the layers of :func:`qcnn.peers.check_layers`):
     backends against the reference backend in the same mode, peers against the first
-    backend's float outputs."""
+    backend's float outputs; and each peer's top-1 agreement with it over all batches xs."""
+    x = xs[0]
+
     def probe(session: Any, model: Model) -> dict[str, np.ndarray]:
         return session.run(x, outputs=list(check_layers(model)))
 
@@ -349,6 +395,7 @@ def _check_outputs(runners: list[_Runner], models: dict[str, Model | None], x: n
         if any(r.series.kind == "backend" and r.series.engine != "reference" and r.series.mode == m for r in runners):
             refs[m] = probe(qcompile(models[m], "reference"), models[m])  # type: ignore[arg-type]
     float_out: tuple[str, dict[str, np.ndarray]] | None = None
+    float_session: Any = None
     for run in runners:
         s = run.series
         if s.kind != "backend":
@@ -357,15 +404,25 @@ def _check_outputs(runners: list[_Runner], models: dict[str, Model | None], x: n
         if s.mode in refs:
             s.agreement = _agreement(outs, refs[s.mode], f"reference {s.mode}")
         if s.mode == "float" and float_out is None:
-            float_out = (s.engine, outs)
+            float_out, float_session = (s.engine, outs), run.session
     peers = [r for r in runners if r.series.kind == "peer"]
     if peers and float_out is None:
         first = next(r.series.engine for r in runners if r.series.kind == "backend")
         fmodel = models["float"]
-        float_out = (first, probe(qcompile(fmodel, first), fmodel))  # type: ignore[arg-type]
+        float_session = qcompile(fmodel, first)  # type: ignore[arg-type]
+        float_out = (first, probe(float_session, fmodel))  # type: ignore[arg-type]
+    if not peers:
+        return
+    assert float_out is not None
+    ref_top1 = np.concatenate([_top1(float_session.forward(b)) for b in xs])
     for run in peers:
-        assert float_out is not None
-        run.series.agreement = _agreement(run.peer.probe(x), float_out[1], f"qcnn {float_out[0]} float")
+        peer = run.peer
+        a = _agreement(peer.probe(x), float_out[1], f"qcnn {float_out[0]} float", exact=peer.exact)
+        top1 = np.concatenate([_top1(peer.run(b)) for b in xs])
+        a["precision"] = peer.precision
+        a["top1_agreement"] = float((top1 == ref_top1).mean())
+        a["top1_images"] = int(len(ref_top1))
+        run.series.agreement = a
 
 
 class _NoBar:

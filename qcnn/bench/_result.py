@@ -39,6 +39,8 @@ class Series:
     labeled: int = 0
     agreement: dict[str, Any] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    model_bytes: int | None = None  # the engine's model file: .qcnn, ONNX fp32, QDQ int8, weights
+    precision: str = "fp32"  # what the engine computes in: fp32, bf16, int8 (qcnn: fp32 either mode)
 
     @property
     def runs_ms(self) -> np.ndarray:
@@ -94,6 +96,7 @@ class Series:
             "samples_ms": (self.samples * 1e3 / self.batch_size).round(6).tolist(),
             "passes": self.passes, "fallbacks": list(self.fallbacks), "accuracy": self.accuracy(),
             "agreement": self.agreement, "layers": self.layers(), "info": self.info,
+            "model_bytes": self.model_bytes, "precision": self.precision,
         }
 
 

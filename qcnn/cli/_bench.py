@@ -18,10 +18,12 @@ from typing import Any
 import numpy as np
 
 from .._errors import QcnnError
+from ..io import load_model
 from ..bench._machine import short_summary
 from ..bench._protocol import BenchResult, Series, run_bench
 from ._classify import read_truth
 from ._common import emit_json, print_table
+from ._quantize import load_calibration
 
 __all__ = ["add_parser", "run", "format_report"]
 
@@ -66,7 +68,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "blind to other threads' work; default wall)")
     p.add_argument("--json", metavar="FILE", help="write the full result as JSON ('-' for stdout: no tables)")
     p.add_argument("--compare", metavar="PEERS", default="",
-                   help='time the same float network in onnxruntime[,torch] too (pip install "qcnn[peers]")')
+                   help="time the same float network in peer engines too, comma-separated, or 'all' (every "
+                        "installed one): onnxruntime, onnxruntime-int8, openvino, openvino-f32, openvino-int8 "
+                        '(pip install "qcnn[peers]"), torch, torch-compile (pip install "qcnn[torch]")')
+    p.add_argument("--calib", metavar="SRC", default=None,
+                   help="calibration inputs of the int8 peers, as qcnn quantize takes them: a .npy batch "
+                        "[N, C, H, W], a directory of images, or the authors' dataset directory "
+                        "(default: the benchmark's inputs)")
+    p.add_argument("--cache-dir", metavar="DIR", default=None,
+                   help="where the peers' exported and quantized models are cached (default: the user cache "
+                        "directory, e.g. ~/.cache/qcnn)")
     p.add_argument("--no-check", action="store_true",
                    help="skip the output check against the reference on the first batch")
     p.add_argument("--seed", type=int, default=0, help="seed of the random input images (default 0)")
@@ -78,12 +89,18 @@ def run(args: argparse.Namespace) -> int:
     if args.truth and not args.images:
         raise QcnnError("--truth needs --images")
     to_stdout = args.json == "-"
+    calib = None
+    if args.calib is not None:
+        if not args.compare:
+            raise QcnnError("--calib needs --compare (it calibrates the int8 peers)")
+        calib = load_calibration(args.calib, load_model(args.model))
     result = run_bench(
         model=args.model, backends=args.backend, mode=args.mode, batches=args.batches, repeat=args.repeat,
         batch_size=args.batch_size, threads=args.threads, warmup=args.warmup, images=args.images,
         dataset=args.dataset, labels=read_truth(args.truth) if args.truth else None, per_layer=args.per_layer,
         compare=args.compare, check=not args.no_check, progress=not to_stdout, seed=args.seed,
-        command=shlex.join(["qcnn", *sys.argv[1:]]) if sys.argv[1:2] == ["bench"] else None, clock=args.clock)
+        command=shlex.join(["qcnn", *sys.argv[1:]]) if sys.argv[1:2] == ["bench"] else None, clock=args.clock,
+        calib=calib, cache_dir=args.cache_dir)
     if args.json:
         emit_json(result.to_dict(), args.json)
     if not to_stdout:
@@ -189,8 +206,21 @@ def _rel(a: dict[str, Any]) -> str:
     return "-" if d is None else f"{d:.1e}"
 
 
+def _check_text(a: dict[str, Any] | None) -> str:
+    if a is None:
+        return "-"
+    verdict = {True: "ok", False: "MISMATCH", None: "(not judged)"}[a["ok"]]
+    return f"{_rel(a)} {verdict}"
+
+
+def _mb(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1e6:.2f}"
+
+
 def _summary(result: BenchResult) -> str:
+    """One row per series: speed, precision, graph variant, model size, set-up, agreement."""
     rows = []
+    peers = any(s.kind == "peer" for s in result.series)
     for s in result.series:
         runs = s.runs_ms
         speed = ""
@@ -199,11 +229,25 @@ def _summary(result: BenchResult) -> str:
             if f is not None:
                 speed = f"{f.median_ms / s.median_ms:.2f}x"
         a = s.agreement
-        check = "-" if a is None else f"{_rel(a)} {'ok' if a['ok'] else 'MISMATCH'}"
-        rows.append([s.engine, _LABEL[s.mode], _ms(s.median_ms), f"{_ms(float(runs.min()))}-{_ms(float(runs.max()))}",
-                     _ms(s.mean_ms), speed, check])
-    return _table(rows, ["engine", "net", "median ms", "min-max ms", "mean ms", "CNN/Q-CNN", "check (rel. diff)"]
-                  ).rstrip("\n")
+        row = [s.engine, _LABEL[s.mode], _ms(s.median_ms), f"{_ms(float(runs.min()))}-{_ms(float(runs.max()))}",
+               _ms(s.mean_ms), speed]
+        if peers:
+            setup = s.info.get("setup") or {}
+            total = setup.get("total_s")
+            graph = s.info.get("graph", "qcnn" if s.kind == "backend" else "-")
+            top1 = a.get("top1_agreement") if a else None
+            row += [s.precision, graph, _mb(s.model_bytes),
+                    "-" if total is None else f"{total:.2f}{' (cached)' if setup.get('cached') else ''}",
+                    "-" if top1 is None else f"{100 * top1:.0f}%"]
+        rows.append(row + [_check_text(a)])
+    headers = ["engine", "net", "median ms", "min-max ms", "mean ms", "CNN/Q-CNN"]
+    if peers:
+        headers += ["precision", "graph", "model MB", "set-up s", "top-1 agr."]
+    out = _table(rows, headers + ["check (rel. diff)"]).rstrip("\n")
+    notes = [f"{s.engine}: graph {s.info['graph']} chosen, trial median ms per batch "
+             + ", ".join(f"{k} {v:.3f}" for k, v in s.info["graph_ms"].items())
+             for s in result.series if s.kind == "peer" and s.info.get("graph_ms")]
+    return out + ("\n" + "\n".join(notes) if notes else "")
 
 
 _GROUPS = (("conv", ("conv", "qconv")), ("pool", ("pool",)), ("fc", ("fc", "qfc")), ("relu", ("relu",)),
