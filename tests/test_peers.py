@@ -141,3 +141,43 @@ def test_compare_all_records_every_installed_peer(tmp_path, monkeypatch, capsys)
 def test_calib_needs_compare(tmp_path, capsys):
     assert main(["bench", "--batches", "1", "--calib", str(tmp_path)]) == 1
     assert "--calib needs --compare" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- plots
+def _png_size(path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_plots_render(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason='plots need matplotlib: pip install "qcnn[plot]"')
+    from qcnn.bench import _plot
+
+    path = tmp_path / "tiny.qcnn"
+    qcnn.save(tiny(), path)
+    png = tmp_path / "bench.png"
+    args = ["bench", "--model", str(path), "--backend", "reference", "--batches", "2", "--repeat", "2",
+            "--per-layer", "--plot", str(png), "--cache-dir", str(tmp_path / "c")]
+    if not missing_packages("onnxruntime"):
+        args += ["--compare", "onnxruntime"]
+    assert main(args) == 0
+    assert "wrote " in capsys.readouterr().out
+    for p in (png, tmp_path / "bench-layers.png"):
+        assert _png_size(p) == (_plot.WIDTH, _plot.HEIGHT)
+        from PIL import Image
+
+        with Image.open(p) as im:
+            im.verify()
+
+
+def test_plot_needs_a_png_name(capsys):
+    assert main(["bench", "--plot", "out.svg"]) == 1
+    assert "--plot writes a PNG file" in capsys.readouterr().err
+
+
+def test_plot_without_matplotlib_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    result = run_bench(tiny(), backends="reference", batches=1, repeat=1, progress=False)
+    with pytest.raises(qcnn.QcnnError, match=r'pip install "qcnn\[plot\]"'):
+        qcnn.bench.plot_engines(result, tmp_path / "x.png")

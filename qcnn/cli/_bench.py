@@ -13,6 +13,7 @@ import argparse
 import io
 import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ import numpy as np
 from .._errors import QcnnError
 from ..io import load_model
 from ..bench._machine import short_summary
+from ..bench._plot import plot_engines, plot_layers
 from ..bench._protocol import BenchResult, Series, run_bench
 from ._classify import read_truth
 from ._common import emit_json, print_table
@@ -78,6 +80,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", metavar="DIR", default=None,
                    help="where the peers' exported and quantized models are cached (default: the user cache "
                         "directory, e.g. ~/.cache/qcnn)")
+    p.add_argument("--plot", metavar="FILE.png", default=None,
+                   help="draw the engines as bars (median, min-max) to FILE.png; with --per-layer also a stacked "
+                        "per-layer chart (table building vs look-up) to FILE-layers.png (pip install \"qcnn[plot]\")")
     p.add_argument("--no-check", action="store_true",
                    help="skip the output check against the reference on the first batch")
     p.add_argument("--seed", type=int, default=0, help="seed of the random input images (default 0)")
@@ -88,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.truth and not args.images:
         raise QcnnError("--truth needs --images")
+    if args.plot and not args.plot.lower().endswith(".png"):
+        raise QcnnError(f"--plot writes a PNG file: give a name ending in .png, got {args.plot!r}")
     to_stdout = args.json == "-"
     calib = None
     if args.calib is not None:
@@ -105,6 +112,13 @@ def run(args: argparse.Namespace) -> int:
         emit_json(result.to_dict(), args.json)
     if not to_stdout:
         sys.stdout.write(format_report(result, stat=args.stat, layers=_layer_filter(args.layers)))
+    if args.plot:
+        written = [plot_engines(result, args.plot)]
+        if args.per_layer:
+            base = Path(args.plot)
+            written.append(plot_layers(result, base.with_name(f"{base.stem}-layers{base.suffix or '.png'}")))
+        if not to_stdout:
+            print("wrote " + ", ".join(map(str, written)))
     return 0
 
 
