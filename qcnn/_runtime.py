@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import QcnnError
-from .model import Layer, Model
+from .model import TABLE_PRECISIONS, Layer, Model
 from .plugin import Kernel, StagedKernel, configured_backend, load_backend, reference_kernel, set_threads
 
 __all__ = ["compile", "Session", "PreparedLayer", "as_batch"]
@@ -52,10 +53,11 @@ class Session:
     ``times`` holds the wall time in seconds of each layer of the last run.
     """
 
-    def __init__(self, model: Model, backend: str, layers: list[PreparedLayer]) -> None:
+    def __init__(self, model: Model, backend: str, layers: list[PreparedLayer], tables: str = "fp32") -> None:
         self.model = model
         self.backend = backend
         self.layers = layers
+        self.tables = tables  #: the look-up table precision of the quantized layers
         self.times: dict[str, float] = {}
 
     @property
@@ -112,24 +114,32 @@ class Session:
 
 
 def compile(model: Model, backend: str = "reference", threads: int | None = None,
-            options: Mapping[str, Any] | None = None) -> Session:
+            options: Mapping[str, Any] | None = None, tables: str = "fp32") -> Session:
     """Prepare every layer of ``model`` on ``backend``; layers it declines use the reference.
 
     ``threads`` (if given) sets BLAS, numba and C-kernel threads process-wide first.
     ``options`` are the backend's tunables (for the built-in backends, the fields of their
     config dataclass, e.g. ``{"band": False}`` on cffi); without them the backend's
-    measured defaults run.
+    measured defaults run. ``tables`` is the look-up table precision of every quantized
+    layer: "fp32" (exact), "int16" or "int8" (integer tables, see :mod:`qcnn.reference`);
+    a layer whose backend does not implement it runs the reference kernel.
     """
+    if tables not in TABLE_PRECISIONS:
+        raise QcnnError(f"tables must be one of {', '.join(TABLE_PRECISIONS)}, got {tables!r}")
     if threads is not None:
         set_threads(threads)  # before loading: a backend loaded now gets the count once, on load
     impl = configured_backend(backend, options) if options else load_backend(backend).impl
     shapes = model.spec.shapes()
     prepared: list[PreparedLayer] = []
+    supported = getattr(impl, "table_precisions", ("fp32",))
     for i, layer in enumerate(model.spec.layers):
         params = model.layer_params(layer.name)
-        kernel = impl.prepare(layer, params, shapes[i], shapes[i + 1])
+        if layer.quant is not None:
+            layer = layer.with_quant(dataclasses.replace(layer.quant, tables=tables))
+        native = layer.quant is None or tables in supported
+        kernel = impl.prepare(layer, params, shapes[i], shapes[i + 1]) if native else None
         provider = backend
         if kernel is None:
             kernel, provider = reference_kernel(layer, params), "reference"
         prepared.append(PreparedLayer(layer, shapes[i], shapes[i + 1], kernel, provider))
-    return Session(model, backend, prepared)
+    return Session(model, backend, prepared, tables)

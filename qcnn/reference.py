@@ -9,9 +9,17 @@ not overflow).
 
 Quantized layers run the Quantized-CNN way, in two stages: build a look-up table (LUT) of
 input x sub-codeword inner products, then sum table entries chosen by the codes.
+
+Integer tables (``tables="int16"`` / ``"int8"``, opt-in) are stated at the end of this
+module: the float table is built in one defined order (:func:`table_sums`), its entries are
+rounded to integers with one scale per sample and layer (:func:`int_tables`), summed
+exactly, and rescaled once, so every backend, thread count and schedule gives the same
+integer sums.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -19,6 +27,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 __all__ = [
     "conv", "qconv", "qconv_table", "qconv_lookup", "fc", "qfc", "qfc_table", "qfc_lookup",
     "max_pool", "relu", "lrn", "dropout", "softmax", "decode_conv_weight", "decode_fc_weight",
+    "QMAX", "ACC16_TERMS", "IntTable", "codebook_norm", "table_sums", "int_tables", "qconv_int_table",
+    "qconv_int_lookup", "qfc_int_table", "qfc_int_lookup",
 ]
 
 f32 = np.float32
@@ -186,3 +196,119 @@ def decode_fc_weight(codebook: np.ndarray, codes: np.ndarray, inputs: int) -> np
     W[o, sD + d] = codebook[s, codes[o, s], d], F = ``inputs``."""
     s, _, d = codebook.shape
     return np.ascontiguousarray(codebook[np.arange(s), codes].reshape(codes.shape[0], s * d)[:, :inputs])
+
+
+# --------------------------------------------------------------------------- integer tables
+#: The largest table entry of each integer precision (symmetric: entries lie in [-QMAX, QMAX]).
+QMAX = {"int16": 32767, "int8": 127}
+#: int8 entries may be summed in int16 lanes for up to this many terms (258 x 127 < 2^15),
+#: then widened to int32; int16 entries are summed in int32.
+ACC16_TERMS = 32767 // 127
+
+
+@dataclass
+class IntTable:
+    """Stage 1 of a quantized layer with integer tables: ``q`` the integer table (int16 or
+    int8, the float table's shape) and ``scale`` float32 [N], one per sample."""
+
+    q: np.ndarray
+    scale: np.ndarray
+
+
+def codebook_norm(codebook: np.ndarray) -> np.float32:
+    """c_max = max_{s, k} sum_d |codebook[s, k, d]|, computed in float64, as float32 (a layer
+    constant: the bound of a table entry is max|x| * c_max)."""
+    return np.float32(np.abs(codebook.astype(np.float64)).sum(axis=2).max()) if codebook.size else np.float32(0)
+
+
+def table_sums(xs: np.ndarray, cb: np.ndarray) -> np.ndarray:
+    """The float table in its defined order: xs [..., D] the subvectors (zero past the layer's
+    channels) and cb [..., D] the sub-codewords, broadcast against each other;
+    T = x_0 c_0, then T = T + x_d c_d for d = 1 .. D-1, every product and every sum rounded to
+    float32 (no fused multiply-add). Any backend that keeps this order gets the same bits."""
+    t = (xs[..., 0] * cb[..., 0]).astype(f32)
+    for i in range(1, cb.shape[-1]):
+        t = (t + xs[..., i] * cb[..., i]).astype(f32)
+    return t
+
+
+def int_tables(t: np.ndarray, bound: np.ndarray, precision: str) -> IntTable:
+    """Round float tables to integers, one scale per sample.
+
+    t [N, ...] float32 tables (in the order of :func:`table_sums`), bound [N] float32 with
+    |t[n]| <= bound[n] (see :func:`qconv_int_table` and :func:`qfc_int_table` for each
+    layer's bound). With Q = QMAX[precision]:
+      inv[n] = Q / bound[n],  scale[n] = bound[n] / Q   (float32; both 0 when bound is 0)
+      q = clip(rint(t * inv[n]), -Q, Q)                 (float32 product, round half to even)
+    """
+    qmax = QMAX[precision]
+    bound = bound.astype(f32)
+    safe = np.where(bound > 0, bound, f32(1))
+    inv = np.where(bound > 0, f32(qmax) / safe, f32(0)).astype(f32)
+    scale = np.where(bound > 0, safe / f32(qmax), f32(0)).astype(f32)
+    shape = (-1,) + (1,) * (t.ndim - 1)
+    q = np.clip(np.rint(t * inv.reshape(shape)), -qmax, qmax)
+    return IntTable(q.astype(np.int16 if precision == "int16" else np.int8), scale)
+
+
+def _rescale(acc: np.ndarray, scale: np.ndarray, bias: np.ndarray, bias_shape: tuple[int, ...]) -> np.ndarray:
+    """y = float32(acc) * scale[n] + bias: the one float step after the exact integer sums."""
+    s = scale.reshape((-1,) + (1,) * (acc.ndim - 1))
+    return (acc.astype(f32) * s + bias.reshape(bias_shape)).astype(f32)
+
+
+def qconv_int_table(x: np.ndarray, codebook: np.ndarray, groups: int, precision: str) -> IntTable:
+    """Stage 1 of quantized conv with integer tables: x [N, C, H, W] -> q [N, G, S, K, H, W],
+    the :func:`qconv_table` entries in the order of :func:`table_sums`, rounded by
+    :func:`int_tables` with bound[n] = max |x[n]| * c_max (float32 product; max over all of
+    C, H, W; c_max = :func:`codebook_norm`). The bound needs no pass over the table, so a
+    backend can build, round and consume table pieces in any order."""
+    n, c, h, w = x.shape
+    s, _, d = codebook.shape
+    cg = c // groups
+    xg = np.pad(x.reshape(n, groups, cg, h, w), ((0, 0), (0, 0), (0, s * d - cg), (0, 0), (0, 0)))
+    xs = xg.reshape(n, groups, s, 1, d, h, w).transpose(0, 1, 2, 3, 5, 6, 4)  # [N, G, S, 1, H, W, D]
+    t = table_sums(xs, codebook[None, None, :, :, None, None, :])  # [N, G, S, K, H, W]
+    xmax = np.abs(x).reshape(n, -1).max(axis=1) if x.size else np.zeros(n, f32)
+    return int_tables(t, xmax * codebook_norm(codebook), precision)
+
+
+def qconv_int_lookup(table: IntTable, codes: np.ndarray, bias: np.ndarray, stride: int = 1,
+                     pad: int = 0) -> np.ndarray:
+    """Stage 2: the :func:`qconv_lookup` sum of integer entries, exact (int64 here; int32, or
+    int16 lanes for at most ACC16_TERMS int8 terms, in a backend), then one rescale:
+    y[n, o, i, j] = float32(sum) * scale[n] + bias[o]."""
+    q = table.q
+    n, groups, s, _, h, w = q.shape
+    o, k = codes.shape[0], codes.shape[1]
+    og = o // groups
+    ho, wo = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    tp = np.pad(q.astype(np.int64), ((0, 0),) * 4 + ((pad, pad), (pad, pad)))
+    acc = np.zeros((n, o, ho, wo), np.int64)
+    for g in range(groups):
+        for u in range(k):
+            for v in range(k):
+                rows = slice(u, u + stride * (ho - 1) + 1, stride)
+                cols = slice(v, v + stride * (wo - 1) + 1, stride)
+                for sub in range(s):
+                    acc[:, g * og:(g + 1) * og] += tp[:, g, sub, :, rows, cols][:, codes[g * og:(g + 1) * og, u, v, sub]]
+    return _rescale(acc, table.scale, bias, (1, o, 1, 1))
+
+
+def qfc_int_table(x: np.ndarray, codebook: np.ndarray, precision: str) -> IntTable:
+    """Stage 1 of quantized fc with integer tables: x [N, ...] -> q [N, S, K], the
+    :func:`qfc_table` entries in the order of :func:`table_sums`, rounded by :func:`int_tables`
+    with bound[n] = max |T[n]| (an fc table is small and complete before its look-ups, so its
+    exact maximum is cheap: 6x finer steps than the conv bound on AlexNet's fc6)."""
+    s, _, d = codebook.shape
+    xf = x.reshape(x.shape[0], -1)
+    xs = np.pad(xf, ((0, 0), (0, s * d - xf.shape[1]))).reshape(-1, s, 1, d)  # [N, S, 1, D]
+    t = table_sums(xs, codebook[None])
+    return int_tables(t, np.abs(t).reshape(t.shape[0], -1).max(axis=1) if t.size else np.zeros(len(t), f32), precision)
+
+
+def qfc_int_lookup(table: IntTable, codes: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Stage 2: y[n, o] = float32(sum_s q[n, s, codes[o, s]]) * scale[n] + bias[o], the sum exact."""
+    s = table.q.shape[1]
+    acc = table.q.astype(np.int64)[:, np.arange(s)[None, :], codes].sum(axis=2)  # [N, O]
+    return _rescale(acc, table.scale, bias, (1, -1))

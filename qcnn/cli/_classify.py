@@ -12,7 +12,7 @@ from .._errors import QcnnError
 from .._runtime import compile
 from ..io import load_model
 from ..io._images import preprocess
-from ._common import add_backend_args, emit_json
+from ._common import add_backend_args, add_tables_arg, emit_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -28,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5, help="how many classes to show (default 5)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     add_backend_args(p)
+    add_tables_arg(p)
     return p
 
 
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     names = read_labels(args.labels) if args.labels else None
     truth = read_truth(args.truth) if args.truth else {}
-    session = compile(model, args.backend, threads=args.threads)
+    session = compile(model, args.backend, threads=args.threads, tables=args.tables)
     results = []
     for image in tqdm(args.images, desc="classify", unit="image", disable=len(args.images) < 4 or None, leave=False):
         prob = session(preprocess(image, model))[0].reshape(-1)

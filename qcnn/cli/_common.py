@@ -11,9 +11,15 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_write, preprocess, read_npy
-from ..model import Model
+from ..model import TABLE_PRECISIONS, Model
 
-__all__ = ["print_table", "emit_json", "human", "load_input", "add_backend_args"]
+__all__ = ["print_table", "emit_json", "human", "load_input", "add_backend_args", "add_tables_arg"]
+
+
+def add_tables_arg(parser: Any) -> None:
+    parser.add_argument("--tables", choices=TABLE_PRECISIONS, default="fp32",
+                        help="look-up table precision of the quantized layers: fp32 (exact, default) or the integer "
+                             "tables int16 / int8 (see docs/quantize.md for their accuracy)")
 
 
 def add_backend_args(parser: Any) -> None:

@@ -11,7 +11,7 @@ from .._errors import QcnnError
 from .._runtime import compile
 from ..io import load_model
 from ..io._qcnn_file import atomic_write
-from ._common import add_backend_args, load_input
+from ._common import add_backend_args, add_tables_arg, load_input
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -25,13 +25,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--start", default=None, metavar="LAYER", help="INPUT is the input of this layer; run from there")
     p.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="where to write the outputs")
     add_backend_args(p)
+    add_tables_arg(p)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
 
     model = load_model(args.model)
-    session = compile(model, args.backend, threads=args.threads)
+    session = compile(model, args.backend, threads=args.threads, tables=args.tables)
     if args.start is not None:
         x = np.load(args.input, allow_pickle=False) if args.input.endswith(".npy") else None
         if x is None:

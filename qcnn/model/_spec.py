@@ -18,7 +18,7 @@ import yaml
 
 from .._errors import QcnnError
 
-__all__ = ["Quant", "Layer", "NetSpec", "LAYER_TYPES", "conv_out", "pool_out", "output_shape", "parse_spec", "read_spec",
+__all__ = ["Quant", "Layer", "NetSpec", "LAYER_TYPES", "TABLE_PRECISIONS", "conv_out", "pool_out", "output_shape", "parse_spec", "read_spec",
            "spec_to_dict"]
 
 #: Fields each layer type accepts, besides ``name`` and ``type``.
@@ -34,6 +34,10 @@ LAYER_TYPES: dict[str, tuple[str, ...]] = {
 _PREPROCESS_FIELDS = ("channels", "resize", "resize_mode", "crop", "mean", "mean_after_crop", "scale")
 
 
+#: Look-up table precisions: exact float32, and the integer tables of qcnn.reference.
+TABLE_PRECISIONS = ("fp32", "int16", "int8")
+
+
 @dataclass(frozen=True)
 class Quant:
     """Product-quantization setting of one conv or fc layer.
@@ -45,8 +49,13 @@ class Quant:
 
     D: int
     K: int
+    #: Table precision at run time (not stored in files): "fp32" (exact float tables), or the
+    #: integer tables "int16" / "int8" of :mod:`qcnn.reference` (``qcnn.compile(..., tables=)``).
+    tables: str = "fp32"
 
     def __post_init__(self) -> None:
+        if self.tables not in TABLE_PRECISIONS:
+            raise QcnnError(f"table precision must be one of {', '.join(TABLE_PRECISIONS)}, got {self.tables!r}")
         if not (isinstance(self.D, int) and self.D >= 1):
             raise QcnnError(f"quantization D must be a positive integer, got {self.D!r}")
         if not (isinstance(self.K, int) and 2 <= self.K <= 256):

@@ -12,6 +12,13 @@ N >= 1. Kernels may rely on it and need not check again.
 
 Quantized kernels may be :class:`StagedKernel` s, so that the table-building and the
 look-up stages can be timed apart.
+
+Table precision: ``layer.quant.tables`` is "fp32" (exact float tables) unless the user
+compiled with ``tables="int16"`` or ``"int8"``; those are stated in :mod:`qcnn.reference`
+(``int_tables``) and every backend must reproduce the reference's integer sums exactly. A
+backend lists the precisions it implements in an optional attribute
+``table_precisions`` (default: ``("fp32",)``); for any other the runtime runs the
+reference kernel, so a backend never sees a precision it did not claim.
 """
 
 from __future__ import annotations
@@ -77,6 +84,8 @@ class OpTable:
     """
 
     ops: Mapping[str, Prepare] = {}
+    #: Table precisions the quantized entries of ``ops`` implement (see the module doc).
+    table_precisions: tuple[str, ...] = ("fp32",)
 
     def prepare(self, layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...],
                 out_shape: tuple[int, ...]) -> Kernel | None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import reference as ref
 from .._errors import QcnnError
-from ..model import Layer
+from ..model import TABLE_PRECISIONS, Layer
 from ._contract import BackendSpec, Kernel, StagedKernel
 from ._hookspec import hookimpl
 from ._threads import blas_info, get_threads
@@ -40,15 +40,29 @@ def _contiguous(fn: Kernel) -> Kernel:
     return lambda x: np.ascontiguousarray(fn(x), dtype=np.float32)
 
 
+def _qconv(layer: Layer, p: Mapping[str, np.ndarray]) -> StagedKernel:
+    tables = layer.quant.tables if layer.quant is not None else "fp32"
+    if tables == "fp32":
+        return StagedKernel(lambda x: ref.qconv_table(x, p["codebook"], layer.groups),
+                            lambda t: ref.qconv_lookup(t, p["codes"], p["bias"], layer.stride, layer.pad))
+    return StagedKernel(lambda x: ref.qconv_int_table(x, p["codebook"], layer.groups, tables),
+                        lambda t: ref.qconv_int_lookup(t, p["codes"], p["bias"], layer.stride, layer.pad))
+
+
+def _qfc(layer: Layer, p: Mapping[str, np.ndarray]) -> StagedKernel:
+    tables = layer.quant.tables if layer.quant is not None else "fp32"
+    if tables == "fp32":
+        return StagedKernel(lambda x: ref.qfc_table(x, p["codebook"]), lambda t: ref.qfc_lookup(t, p["codes"], p["bias"]))
+    return StagedKernel(lambda x: ref.qfc_int_table(x, p["codebook"], tables),
+                        lambda t: ref.qfc_int_lookup(t, p["codes"], p["bias"]))
+
+
 #: The reference kernel of each op, its tensors bound: ``(layer, params) -> Kernel``.
 _OPS: dict[str, Any] = {
     "conv": lambda layer, p: lambda x: ref.conv(x, p["weight"], p["bias"], layer.stride, layer.pad, layer.groups),
-    "qconv": lambda layer, p: StagedKernel(lambda x: ref.qconv_table(x, p["codebook"], layer.groups),
-                                           lambda t: ref.qconv_lookup(t, p["codes"], p["bias"], layer.stride,
-                                                                      layer.pad)),
+    "qconv": lambda layer, p: _qconv(layer, p),
     "fc": lambda layer, p: lambda x: ref.fc(x, p["weight"], p["bias"]),
-    "qfc": lambda layer, p: StagedKernel(lambda x: ref.qfc_table(x, p["codebook"]),
-                                         lambda t: ref.qfc_lookup(t, p["codes"], p["bias"])),
+    "qfc": lambda layer, p: _qfc(layer, p),
     "pool": lambda layer, p: lambda x: ref.max_pool(x, layer.kernel, layer.stride, layer.pad),
     "relu": lambda layer, p: ref.relu,
     "lrn": lambda layer, p: lambda x: ref.lrn(x, layer.size, layer.alpha, layer.beta, layer.k),
@@ -65,6 +79,8 @@ def _reference_math(layer: Layer, params: Mapping[str, np.ndarray]) -> Kernel:
 
 class ReferenceBackend:
     """Clarity-first numpy; the semantics every other backend is checked against."""
+
+    table_precisions = TABLE_PRECISIONS
 
     def prepare(self, layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...],
                 out_shape: tuple[int, ...]) -> Kernel | None:

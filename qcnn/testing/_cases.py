@@ -16,10 +16,12 @@ from ..io import load_seed, preprocess
 from ..model import Layer, Model, Quant, expected_params, output_shape
 from ..plugin import Backend, Kernel
 
-__all__ = ["RTOL", "ALEXNET_LAYERS", "Case", "alexnet_activations", "assert_close", "case_data", "layer_cases", "prepare_layer",
+__all__ = ["INT_RTOL", "RTOL", "ALEXNET_LAYERS", "Case", "alexnet_activations", "assert_close", "case_data", "layer_cases", "prepare_layer",
            "relative_error"]
 
 RTOL = 1e-4
+#: Integer tables: equal to the reference's integer sums; only the final float rescale may differ.
+INT_RTOL = 1e-6
 
 
 def relative_error(y: np.ndarray, ref: np.ndarray) -> float:

@@ -7,6 +7,7 @@ not apply (the backend declines the layer, so the runtime runs the reference ker
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import unittest
 from collections.abc import Callable
@@ -17,9 +18,9 @@ from .._errors import QcnnError
 from .._runtime import compile
 from ..model import Layer, Model, NetSpec
 from ..plugin import Backend, Kernel, StagedKernel, get_threads, loaded_backends, reference_kernel, set_threads
-from ._cases import Case, assert_close, case_data, prepare_layer
+from ._cases import INT_RTOL, Case, assert_close, case_data, prepare_layer
 
-__all__ = ["PROPERTY_CHECKS", "check_agrees_with_reference", "check_bad_input_is_clear", "check_batch_invariance",
+__all__ = ["PROPERTY_CHECKS", "check_agrees_with_reference", "check_int_tables_exact", "check_bad_input_is_clear", "check_batch_invariance",
            "check_declines_unknown_op", "check_input_unchanged", "check_output_fresh", "check_params_unchanged",
            "check_readonly_input", "check_stages_match_call", "check_thread_invariance"]
 
@@ -53,6 +54,24 @@ def check_agrees_with_reference(backend: Backend, case: Case) -> None:
     assert_close(got, want, case.id)
     if not np.array_equal(got, _out(kernel, x.copy(), case)):
         raise AssertionError(f"{case.id}: two runs on the same input differ")
+
+
+def check_int_tables_exact(backend: Backend, case: Case, precision: str) -> None:
+    """With integer tables (``precision`` int16 or int8) the backend reproduces the reference's
+    integer sums exactly: its output equals the reference's integer-table output up to the
+    final float rescale (1e-6 relative), and two runs give the same bits."""
+    if precision not in getattr(backend, "table_precisions", ("fp32",)):
+        raise unittest.SkipTest(f"the backend has no {precision} tables; the runtime runs the reference kernel")
+    assert case.layer.quant is not None
+    layer = case.layer.with_quant(dataclasses.replace(case.layer.quant, tables=precision))
+    params, x = case_data(case)
+    kernel = prepare_layer(backend, layer, params, case.in_shape)
+    if kernel is None:
+        raise unittest.SkipTest(f"the backend declines {layer.op} with {precision} tables")
+    got = _out(kernel, x, case)
+    assert_close(got, reference_kernel(layer, params)(x), f"{case.id} {precision}", rtol=INT_RTOL)
+    if not np.array_equal(got, _out(kernel, x, case)):
+        raise AssertionError(f"{case.id} {precision}: two runs on the same input differ")
 
 
 def check_input_unchanged(backend: Backend, case: Case) -> None:

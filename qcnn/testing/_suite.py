@@ -13,7 +13,7 @@ import numpy as np
 
 from ..plugin import load_backend
 from ._cases import ALEXNET_LAYERS, Case, alexnet_activations, assert_close, layer_cases, prepare_layer
-from ._checks import PROPERTY_CHECKS, check_agrees_with_reference
+from ._checks import PROPERTY_CHECKS, check_agrees_with_reference, check_int_tables_exact
 
 __all__ = ["Check", "backend_checks", "check_backend", "parametrize_with_checks", "property_cases"]
 
@@ -33,8 +33,8 @@ class Check:
         return self.id
 
 
-def _on_case(check: Callable[..., None], case: Case, backend: str) -> None:
-    check(load_backend(backend).impl, case)
+def _on_case(check: Callable[..., None], case: Case, backend: str, **kw: Any) -> None:
+    check(load_backend(backend).impl, case, **kw)
 
 
 def _alexnet_layer(name: str, seed_dir: Path | None, backend: str) -> None:
@@ -73,12 +73,16 @@ def _applies(name: str, case: Case) -> bool:
 
 def backend_checks(seed_dir: str | Path | None = None) -> list[Check]:
     """All checks: agreement with the reference on every randomised layer case, every
-    property check on one case per op (``check_input_unchanged-qconv``, ...), then every
+    property check on one case per op (``check_input_unchanged-qconv``, ...), integer-table
+    exactness on every quantized case and precision (``qconv-...-int16``), then every
     layer of the real AlexNet."""
     checks = [Check(case.id, functools.partial(_on_case, check_agrees_with_reference, case))
               for case in layer_cases()]
     checks += [Check(f"{name}-{case.layer.op}", functools.partial(_on_case, fn, case))
                for name, fn in PROPERTY_CHECKS.items() for case in property_cases() if _applies(name, case)]
+    checks += [Check(f"{case.id}-{precision}", functools.partial(_on_case, check_int_tables_exact, case,
+                                                                  precision=precision))
+               for case in layer_cases() if case.layer.quant is not None for precision in ("int16", "int8")]
     root = Path(seed_dir) if seed_dir is not None else None
     checks += [Check(f"alexnet-{name}", functools.partial(_alexnet_layer, name, root)) for name in ALEXNET_LAYERS]
     return checks
