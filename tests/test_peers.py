@@ -10,12 +10,12 @@ import sys
 
 import numpy as np
 import pytest
+from test_bench import TINY, tiny
 
 import qcnn
 from qcnn.bench import PEERS, PeerContext, make_peer, missing_packages, parse_peers, run_bench
 from qcnn.cli import main
 from qcnn.model import parse_spec
-from test_bench import TINY, tiny
 
 FAST = [p for p in PEERS if p != "torch-compile"]
 

@@ -41,7 +41,7 @@ CALIB_MAX = 100
 
 def _import_ort(peer: str) -> Any:
     try:
-        import onnx  # noqa: F401
+        import onnx
         import onnxruntime
     except ImportError:
         raise QcnnError(f"--compare {peer} needs onnx and onnxruntime: {INSTALL}") from None
@@ -81,8 +81,13 @@ def qdq_onnx(ctx: PeerContext, variant: str) -> tuple[Path, float, float, bool, 
     """The int8 QDQ file of the ``variant`` float graph, calibrated on ctx's calibration inputs,
     cached. Returns (path, export s, quantize s, cached, calibration images)."""
     _import_ort("onnxruntime-int8")
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, \
-        quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     calib = _calibration(ctx)
     src, t_export, _ = float_onnx(ctx, variant)

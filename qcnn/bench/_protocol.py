@@ -248,10 +248,12 @@ def run_bench(model: Model | str | os.PathLike[str] | None = None,
         raise QcnnError("give either images or a dataset, not both")
     peers = parse_peers(compare) if compare else ()
     notes: list[str] = []
-    if compare and any(n.strip().lower() == "all" for n in (compare.split(",") if isinstance(compare, str) else compare)):
+    asked = compare.split(",") if isinstance(compare, str) else list(compare)
+    if any(n.strip().lower() == "all" for n in asked):
         for name in PEERS:
             if name not in peers:
-                notes.append(f"peer {name} not installed ({', '.join(missing_packages(name))}): {install_command(name)}")
+                missing = ", ".join(missing_packages(name))
+                notes.append(f"peer {name} not installed ({missing}): {install_command(name)}")
 
     qmodel = load_model(model)
     modes = list(MODES) if mode == "both" else [mode]
@@ -339,8 +341,9 @@ def run_bench(model: Model | str | os.PathLike[str] | None = None,
     return BenchResult(
         model={"name": qmodel.spec.name, "source": qmodel.source, "input": list(qmodel.spec.input),
                "quantized_layers": [layer.name for layer in qmodel.spec.layers if layer.quant is not None]},
-        protocol={"modes": modes, "backends": names, "peers": list(peers), "calibration": (
-                      None if not peers else "given" if calib is not None else "the benchmark inputs"), "batches": batches, "repeat": repeat,
+        protocol={"modes": modes, "backends": names, "peers": list(peers),
+                  "calibration": None if not peers else "given" if calib is not None else "the benchmark inputs",
+                  "batches": batches, "repeat": repeat,
                   "batch_size": batch_size, "threads": threads, "warmup": warmup, "per_layer": per_layer,
                   "clock": clock, "interleaved": True, "checked": check, "timer": CLOCKS[clock].__name__,
                   "unit": "ms per image"},

@@ -31,7 +31,7 @@ INSTALL = f'pip install torch=={TORCH_VERSION} (CPU build), or pip install "qcnn
 def _import_torch(peer: str) -> Any:
     try:
         import torch
-        import torch.nn.functional  # noqa: F401
+        import torch.nn.functional
     except ImportError:
         raise QcnnError(f"--compare {peer} needs PyTorch: {INSTALL}") from None
     return torch

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from .._errors import QcnnError
-from ..io import load_model
 from ..bench._machine import short_summary
 from ..bench._plot import plot_engines, plot_layers
 from ..bench._protocol import BenchResult, Series, run_bench
+from ..io import load_model
 from ._classify import read_truth
 from ._common import emit_json, print_table
 from ._quantize import load_calibration
