@@ -27,7 +27,7 @@ from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
 CSRC = HERE / "csrc"
-SOURCES = ["qc_common.c", "qc_float.c", "qc_qconv.c", "qc_qfc.c", "qc_probe.c"]
+SOURCES = ["qc_common.c", "qc_float.c", "qc_qconv.c", "qc_qfc.c", "qc_qint.c", "qc_probe.c"]
 
 
 def _rel(path: Path) -> str:
@@ -130,7 +130,7 @@ def make_ffi() -> FFI:
         "qcnn_cffi._qcnn_cffi",
         '#include "qcnn_kernels.h"\n',
         sources=[path(CSRC / s) for s in SOURCES],
-        depends=[path(CSRC / h) for h in ("qcnn_kernels.h", "qc_internal.h", "qc_tiles.h")],
+        depends=[path(CSRC / h) for h in ("qcnn_kernels.h", "qc_internal.h", "qc_tiles.h", "qc_qfc_block.h")],
         include_dirs=[path(CSRC), *blas["include_dirs"]],
         define_macros=macros,
         extra_compile_args=[*cflags, *blas["extra_compile_args"]],

@@ -230,7 +230,7 @@ class CPlan:
     """A C plan struct, ``ffi.new(ctype *)`` filled from keyword fields once, and every array its
     pointers name, kept alive with it (a struct field holds a bare pointer). ``ptr`` is what the
     C functions take; a dict value fills a nested struct, an ndarray becomes a pointer to its data
-    (float32 or int32, C-contiguous), None a NULL pointer."""
+    (float32 or int32, C-contiguous), None a NULL pointer, a float a float field."""
 
     __slots__ = ("_keep", "ptr")
 
@@ -250,6 +250,8 @@ class CPlan:
                 self._keep.append(value)  # keeps the array (and its buffer export) alive
             elif value is None:
                 value = ffi.NULL
+            elif isinstance(value, (float, np.floating)):
+                value = float(value)
             else:
                 value = int(value)
             setattr(target, name, value)

@@ -27,6 +27,9 @@ class CffiBackend(OpTable):
     :class:`~qcnn_cffi.config.CffiConfig`; both: ``config`` with ``fields`` replaced). The thread
     count is the process's (C kernels and BLAS): every core until ``set_threads``."""
 
+    #: exact float tables and the reference's two integer precisions, all natively in C
+    table_precisions = ("fp32", "int16", "int8")
+
     def __init__(self, config: CffiConfig | None = None, **fields: Any) -> None:
         self.config = make_config(config, **fields)
         self.ops = {

@@ -69,6 +69,10 @@ class CffiConfig:
     #: those. False = Wq = ceil((W + 2 pad) / stride) everywhere.
     pad_width: bool = True
 
+    #: Integer tables: output rows per band of the fused call (0 = as many as keep a unit's band
+    #: table within ``_qconv_int.BAND_TABLE_BYTES``).
+    int_band_rows: int = 0
+
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)

@@ -23,6 +23,9 @@ backend's :class:`~qcnn_cffi.config.CffiConfig`:
 * none (``fused=False``): the call is ``lookup(table(x))``.
 
 Only the plan of the schedule that runs is built at prepare; the staged plan on first use.
+
+Integer tables (``layer.quant.tables`` "int16" or "int8") run ``_qconv_int.py`` instead: band
+tables of int16 entries, exact integer sums, bit-identical to the reference.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import numpy as np
 from qcnn.plugin import Layer, StagedKernel
 
 from ._qconv_band import BandConv
+from ._qconv_int import IntConv
 from ._qconv_layout import ConvGeometry, code_stride, quant_tensors
 from ._qconv_rows import RowFusedConv
 from ._qconv_staged import ConvTable, StagedConv
@@ -47,6 +51,11 @@ def qconv(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, .
     """A staged kernel x [N, C, H, W] -> y [N, O, Ho, Wo] for a product-quantized conv; ``config``
     (default: the defaults) picks the fused schedule."""
     config = config if config is not None else CffiConfig()
+    assert layer.quant is not None
+    if layer.quant.tables != "fp32":
+        geom = ConvGeometry.of(layer, in_shape, out_shape, False)
+        conv = IntConv(layer.name, geom, *quant_tensors(layer, params, geom), layer.quant.tables, config.int_band_rows)
+        return StagedKernel(table=conv.table, lookup=conv.lookup, fused=conv)
     geom = ConvGeometry.of(layer, in_shape, out_shape, config.pad_width)
     tensors = quant_tensors(layer, params, geom)
     staged = StagedConv(geom, *tensors)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from qcnn import reference as ref
 from qcnn.plugin import Layer, QcnnError, StagedKernel
 
 from ._checks import check_batch, f32, int32_dims, ptr, tensor
@@ -57,6 +58,8 @@ def qfc(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...
     bias_pad = np.zeros(ob * b, f32)
     bias_pad[:o] = bias
     cbt_p, codes_p, bias_p = ptr(ffi, cbt), ptr(ffi, blocked, "uint8_t[]"), ptr(ffi, bias_pad)
+    if layer.quant.tables != "fp32":
+        return _int_kernel(layer, in_shape, (f, o, s, d, kp, ob), cbt_p, codes_p, bias_p)
 
     def table(x: np.ndarray) -> np.ndarray:
         n = check_batch(x, in_shape, layer.name)
@@ -72,6 +75,38 @@ def qfc(layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...
         n = t.shape[0]
         y = np.empty((n, o), f32)
         lib.qc_qfc_lookup(ptr(ffi, t), n, s, kp, codes_p, ob, bias_p, o, ptr(ffi, y))
+        return y
+
+    return StagedKernel(table=table, lookup=lookup)
+
+
+def _int_kernel(layer: Layer, in_shape: tuple[int, ...], dims: tuple[int, int, int, int, int, int], cbt_p: object,
+                codes_p: object, bias_p: object) -> StagedKernel:
+    """The integer-table kernel (``layer.quant.tables`` int16 or int8; see
+    :func:`qcnn.reference.qfc_int_table`): table (T int32 [N, S, Kp], scale [N]), then the same
+    permutes as the float look-up with exact int32 sums and one rescale."""
+    assert layer.quant is not None
+    f, o, s, d, kp, ob = dims
+    qmax = ref.QMAX[layer.quant.tables]
+
+    def table(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = check_batch(x, in_shape, layer.name)
+        tf, t, scale = np.empty((n, s, kp), f32), np.empty((n, s, kp), np.int32), np.empty(n, f32)
+        lib.qc_qfc_int_table(ptr(ffi, x), n, f, cbt_p, s, d, kp, qmax, ptr(ffi, tf), ptr(ffi, t, "int32_t[]"),
+                             ptr(ffi, scale))
+        return t, scale
+
+    def lookup(ts: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        t, scale = ts if isinstance(ts, tuple) and len(ts) == 2 else (None, None)
+        if (type(t) is not np.ndarray or t.dtype != np.int32 or not t.flags.c_contiguous or t.ndim != 3
+                or t.shape[0] < 1 or t.shape[1:] != (s, kp) or type(scale) is not np.ndarray
+                or scale.dtype != f32 or scale.shape != (t.shape[0],)):
+            raise QcnnError(f"layer {layer.name}: look-up input must be (int32 [N, {s}, {kp}], float32 [N]) "
+                            "from this kernel's table stage")
+        n = t.shape[0]
+        y = np.empty((n, o), f32)
+        lib.qc_qfc_int_lookup(ptr(ffi, t, "int32_t[]"), n, s, kp, codes_p, ob, ptr(ffi, scale), bias_p, o, 0,
+                              ptr(ffi, y))
         return y
 
     return StagedKernel(table=table, lookup=lookup)

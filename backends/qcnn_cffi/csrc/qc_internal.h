@@ -71,6 +71,9 @@ typedef float vf;
 #define vset1(x) (x)
 #endif
 
+/* y = float32(acc) * scale + bias (+ ReLU), in qc_qint.c (no fused multiply-add) */
+void qc_rescale(const int32_t *acc, int64_t n, float scale, const float *bias, int relu, float *y);
+
 static inline int64_t qc_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t qc_max64(int64_t a, int64_t b) { return a > b ? a : b; }
 

@@ -150,6 +150,45 @@ int qc_conv_r(void);     /* R: output channels per register tile */
 int qc_conv_chunk(void); /* VL: floats per vector */
 int qc_conv_width(void); /* columns per register tile (row segments are at most this wide) */
 
+/* ---- quantized conv with integer tables (qc_qint.c; qcnn.reference.qconv_int_table/lookup) ----
+ * x is xq [N, C, Hq, P, Wq] as above; cb [S, K, D]; cmax = qcnn.reference.codebook_norm(cb);
+ * entries in [-qmax, qmax]; lim > 0: sums in int16 lanes widened to int32 before lim terms
+ * (lim * qmax <= 32767), lim = 0: int32 sums. Units (subspace unit_s[u], phase unit_ph[u]),
+ * u < nunits, each with taps ustart[u] .. ustart[u + 1] - 1 of every channel (ntaps in all);
+ * offs [ntiles, ntaps, R] (R = qc_int_tile_r(), tiles group-major, ntiles / G per group, a short
+ * tile repeating its last channel): code * CS + (u / st) * Wq + v / st, CS >= BR * Wq + one
+ * vector (a code's table, then slack). Bands of Bo output rows, BR = Bo + kr - 1 table rows, LP >= Bo * Wq lanes, a multiple of qc_int_lanes().
+ * bias [O]; relu: max(y, 0) after the rescale. */
+typedef struct {
+    int64_t C, G, P, Hq, Wq;
+    const float *cb;
+    int64_t S, K, D;
+    float cmax;
+    int32_t qmax, lim;
+    int64_t nunits;
+    const int32_t *unit_s, *unit_ph, *ustart;
+    int64_t ntiles;
+    const int32_t *tile_o0, *tile_rc;
+    const int32_t *offs;
+    int64_t ntaps;
+    const float *bias;
+    int64_t O, Ho, Wo, Bo, BR, LP, CS;
+    int relu;
+} qc_qconv_int_plan;
+int qc_int_lanes(void);  /* int16 lanes per vector */
+int qc_int_tile_r(void); /* channels per register tile */
+int qc_int_tile_v(void); /* vectors per register tile */
+/* scratch: nscratch (>= 1) blocks of qc_qconv_int_scratch(p) floats, then 2 N floats */
+int64_t qc_qconv_int_scratch(const qc_qconv_int_plan *p);
+void qc_qconv_int(const qc_qconv_int_plan *p, const float *xq, int64_t N, float *scratch, int64_t nscratch,
+                  float *y);
+/* Staged (a plan with Bo = Ho): T [N, qc_qconv_int_table_size(p)] int16, the tables of every
+ * (group, unit) [G, nunits, K, CS] then zeroed slack; scale [N]. */
+int64_t qc_qconv_int_table_size(const qc_qconv_int_plan *p);
+void qc_qconv_int_table(const qc_qconv_int_plan *p, const float *xq, int64_t N, int16_t *T, float *scale);
+void qc_qconv_int_lookup(const qc_qconv_int_plan *p, const int16_t *T, const float *scale, int64_t N, float *scratch,
+                         int64_t nscratch, float *y);
+
 /* ---- quantized fc ---- */
 /* Table: x [N, F], cbt [S, D, Kp] (codebook transposed, padded with zeros to Kp) ->
  * T [N, S, Kp], T[n,s,k] = sum_{d < D, sD+d < F} x[n, sD+d] cbt[s,d,k]. */
@@ -160,6 +199,14 @@ void qc_qfc_table(const float *x, int64_t N, int64_t F, const float *cbt, int64_
  * y[n, o] = bias[o] + sum_s T[n, s, codes(o, s)] for o < O. */
 void qc_qfc_lookup(const float *T, int64_t N, int64_t S, int64_t Kp, const uint8_t *codes, int64_t Ob,
                    const float *bias, int64_t O, float *y);
+/* Integer tables (qcnn.reference.qfc_int_table): tf [N, S, Kp] float scratch gets the float
+ * table (x0 c0, then + xd cd, no FMA), T [N, S, Kp] int32 its entries rounded with
+ * bound = max |T[n]|, scale [N] = bound / qmax. Look-up: exact int32 sums of the same permutes,
+ * then y = float32(sum) * scale[n] + bias[o] (+ ReLU when relu). */
+void qc_qfc_int_table(const float *x, int64_t N, int64_t F, const float *cbt, int64_t S, int64_t D, int64_t Kp,
+                      int32_t qmax, float *tf, int32_t *T, float *scale);
+void qc_qfc_int_lookup(const int32_t *T, int64_t N, int64_t S, int64_t Kp, const uint8_t *codes, int64_t Ob,
+                       const float *scale, const float *bias, int64_t O, int relu, float *y);
 int qc_fc_block(void);          /* B, the default block */
 int qc_fc_block_for(int Kp);    /* Bk: 96 when Kp = 32 on AVX-512, else B */
 int qc_fc_kpad(int K);          /* Kp: table row length for K codewords */
