@@ -34,6 +34,9 @@ class NumbaBackend(OpTable):
     :class:`NumbaConfig`, replacing those of ``config``); an unknown field is a QcnnError.
     """
 
+    tables_note = ("int16/int8 not implemented yet (the native integer kernels are cffi's): with "
+                   "tables=int16/int8 the runtime runs the reference's integer kernels for the quantized layers")
+
     #: The OMP_WAIT_POLICY in effect when the backend was loaded (``plugin.load`` records it;
     #: "" when the object was made directly). The OpenMP runtime reads it once, at its start.
     omp_wait_policy: str = ""

@@ -77,6 +77,8 @@ _OPS = {"conv": _conv, "fc": _fc, "pool": _pool, "lrn": _lrn, "relu": _fixed(sim
 class NumpyBackend(OpTable):
     """Pure numpy: im2col + OpenBLAS GEMM for float layers, LUT GEMM + row gathers for quantized ones."""
 
+    tables_note = "int16/int8: the runtime runs the reference's integer kernels for the quantized layers"
+
     def __init__(self, quantized: str = "lut") -> None:
         if quantized not in QUANT_MODES:
             raise QcnnError(f"numpy backend: quantized must be one of {', '.join(QUANT_MODES)}, got {quantized!r}")

@@ -22,7 +22,6 @@ from ._result import BenchResult
 __all__ = ["plot_engines", "plot_layers", "WIDTH", "HEIGHT", "DPI"]
 
 WIDTH, HEIGHT, DPI = 1000, 560, 100
-_LABEL = {"float": "CNN", "quantized": "Q-CNN"}
 
 
 def _pyplot() -> Any:
@@ -48,7 +47,7 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
 
 
 def _name(s: Any) -> str:
-    return f"{s.engine} {_LABEL[s.mode]}" if s.kind == "backend" else f"{s.engine} ({s.precision})"
+    return f"{s.engine} {s.net}" if s.kind == "backend" else f"{s.engine} ({s.precision})"
 
 
 def plot_engines(result: BenchResult, path: str | os.PathLike[str]) -> Path:

@@ -55,7 +55,7 @@ from tqdm import tqdm
 from .._errors import QcnnError
 from .._runtime import compile as qcompile
 from ..io import dataset_inputs, image_inputs, load_model, random_inputs, save
-from ..model import Model, float_twin, is_quantized, layer_costs, totals
+from ..model import TABLE_PRECISIONS, Model, float_twin, is_quantized, layer_costs, totals
 from ..plugin import StagedKernel, backend_specs, load_backend, preferred_backends, problems, set_threads
 from ._machine import machine_record
 from ._peers import PEERS, PeerContext, check_layers, install_command, make_peer, missing_packages, parse_peers
@@ -66,6 +66,9 @@ __all__ = [
 ]
 
 MODES = ("float", "quantized")
+#: The reduced table precision ``qcnn bench`` times beside exact tables by default: the faster of
+#: the two here (cffi, AlexNet, 1 thread: int8 12.0 ms, int16 18.8 ms; docs/kernels.md).
+FASTEST_TABLES = "int8"
 #: Agreement tolerance: max|y - y_ref| / max|y_ref|.
 TOLERANCE = 1e-4
 #: Images on which each peer's top-1 agreement with qcnn's float output is counted.
@@ -204,6 +207,22 @@ def _agreement(outs: Mapping[str, np.ndarray], refs: Mapping[str, np.ndarray], a
     return out
 
 
+def _parse_tables(tables: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The asked table precisions, checked; () for the default."""
+    if tables is None:
+        return ()
+    asked = [t.strip() for t in (tables.split(",") if isinstance(tables, str) else tables)]
+    bad = [t for t in asked if t not in TABLE_PRECISIONS]
+    if bad or not asked:
+        raise QcnnError(f"tables must be a comma-separated list of {', '.join(TABLE_PRECISIONS)}, got {tables!r}")
+    return tuple(dict.fromkeys(asked))
+
+
+def _native_tables(backend: str, precision: str) -> bool:
+    """Whether ``backend`` implements table ``precision`` itself."""
+    return precision in getattr(load_backend(backend).impl, "table_precisions", ("fp32",))
+
+
 def _check_count(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
@@ -219,7 +238,8 @@ def run_bench(model: Model | str | os.PathLike[str] | None = None,
               per_layer: bool = False, compare: str | Sequence[str] = (), check: bool = True,
               progress: bool = True, seed: int = 0, command: str | None = None, clock: str = "wall",
               options: Mapping[str, Mapping[str, Any]] | None = None, calib: np.ndarray | None = None,
-              cache_dir: str | os.PathLike[str] | None = None) -> BenchResult:
+              cache_dir: str | os.PathLike[str] | None = None,
+              tables: str | Sequence[str] | None = None) -> BenchResult:
     """Run the speed test (see the module doc) and return the measurements.
 
     model: a :class:`Model`, a ``.qcnn`` path, an architecture name (synthetic quantized
@@ -234,6 +254,11 @@ def run_bench(model: Model | str | os.PathLike[str] | None = None,
     options its sessions are compiled with (``qcnn.compile(..., options=...)``). calib:
     calibration inputs [N, C, H, W] of the int8 peers (default: the benchmark's inputs).
     cache_dir: where the peers' converted models are cached (default: the user cache dir).
+    tables: the table precisions of the quantized mode (``"fp32,int8"`` or a list); each is one
+    series per backend, its precision in ``Series.precision``. None: exact tables on every
+    backend, plus :data:`FASTEST_TABLES` on the backends that implement it natively (not the
+    reference). A backend without a precision it was asked for is left out with a note (the
+    reference would run its layers).
     """
     batches = _check_count("batches", batches, 1)
     repeat = _check_count("repeat", repeat, 1)
@@ -247,6 +272,7 @@ def run_bench(model: Model | str | os.PathLike[str] | None = None,
     if images is not None and dataset is not None:
         raise QcnnError("give either images or a dataset, not both")
     peers = parse_peers(compare) if compare else ()
+    precisions = _parse_tables(tables)
     notes: list[str] = []
     asked = compare.split(",") if isinstance(compare, str) else list(compare)
     if any(n.strip().lower() == "all" for n in asked):
@@ -285,10 +311,17 @@ def run_bench(model: Model | str | os.PathLike[str] | None = None,
     runners: list[_Runner] = []
     sizes: dict[str, int] = {}
     for name in names:
-        for m in modes:
-            session = qcompile(models[m], name, options=(options or {}).get(name))  # type: ignore[arg-type]
+        for m, prec in [(m, p) for m in modes for p in (precisions or ("fp32", FASTEST_TABLES))
+                        if m == "quantized" or p == "fp32"]:
+            if prec != "fp32" and not _native_tables(name, prec):
+                if precisions:
+                    notes.append(f"backend {name} has no {prec} tables: not timed (the reference would run them)")
+                continue
+            if prec != "fp32" and not precisions and name == "reference":
+                continue
+            session = qcompile(models[m], name, options=(options or {}).get(name), tables=prec)  # type: ignore[arg-type]
             lay = session.layers
-            s = Series(name, "backend", m, batch_size, np.zeros((repeat, batches)),
+            s = Series(name, "backend", m, batch_size, np.zeros((repeat, batches)), precision=prec,
                        layer_names=[p.layer.name for p in lay], layer_ops=[p.layer.op for p in lay],
                        layer_providers=[p.provider for p in lay], staged=[p.staged for p in lay],
                        fallbacks=session.fallbacks)
@@ -343,6 +376,7 @@ def run_bench(model: Model | str | os.PathLike[str] | None = None,
                "quantized_layers": [layer.name for layer in qmodel.spec.layers if layer.quant is not None]},
         protocol={"modes": modes, "backends": names, "peers": list(peers),
                   "calibration": None if not peers else "given" if calib is not None else "the benchmark inputs",
+                  "tables": list(precisions or ("fp32", FASTEST_TABLES)),
                   "batches": batches, "repeat": repeat,
                   "batch_size": batch_size, "threads": threads, "warmup": warmup, "per_layer": per_layer,
                   "clock": clock, "interleaved": True, "checked": check, "timer": CLOCKS[clock].__name__,
@@ -393,20 +427,40 @@ def _check_outputs(runners: list[_Runner], models: dict[str, Model | None], xs: 
     def probe(session: Any, model: Model) -> dict[str, np.ndarray]:
         return session.run(x, outputs=list(check_layers(model)))
 
-    refs: dict[str, dict[str, np.ndarray]] = {}
-    for m in modes:
-        if any(r.series.kind == "backend" and r.series.engine != "reference" and r.series.mode == m for r in runners):
-            refs[m] = probe(qcompile(models[m], "reference"), models[m])  # type: ignore[arg-type]
+    refs: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    for run in runners:
+        s = run.series
+        key = (s.mode, s.precision)
+        if s.kind == "backend" and s.engine != "reference" and key not in refs:
+            ref = qcompile(models[s.mode], "reference", tables=s.precision)  # type: ignore[arg-type]
+            refs[key] = probe(ref, models[s.mode]) if s.precision == "fp32" else ref.run(x)  # type: ignore[arg-type]
+
+    def probe_layers(session: Any, model: Model, ref: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Integer tables turn a last-bit difference of an input into a whole table step, so
+        each checked layer is fed the reference's input of it (exact sums: equal up to the
+        rescale), as the conformance suite does."""
+        names = model.spec.names
+        out = {}
+        for name in check_layers(model):
+            i = names.index(name)
+            out[name] = session.run(ref[names[i - 1]] if i else x, start=name, stop=name)[name]
+        return out
     float_out: tuple[str, dict[str, np.ndarray]] | None = None
     float_session: Any = None
     for run in runners:
         s = run.series
         if s.kind != "backend":
             continue
-        outs = probe(run.session, models[s.mode])  # type: ignore[arg-type]
-        if s.mode in refs:
-            s.agreement = _agreement(outs, refs[s.mode], f"reference {s.mode}")
-        if s.mode == "float" and float_out is None:
+        key = (s.mode, s.precision)
+        if s.precision == "fp32":
+            outs = probe(run.session, models[s.mode])  # type: ignore[arg-type]
+        else:
+            outs = probe_layers(run.session, models[s.mode], refs[key]) if key in refs else {}  # type: ignore[arg-type]
+        if key in refs:
+            tag = s.mode if s.precision == "fp32" else f"{s.mode} {s.precision} tables, each layer fed its input"
+            want = {name: refs[key][name] for name in check_layers(models[s.mode])}  # type: ignore[arg-type]
+            s.agreement = _agreement(outs, want, f"reference {tag}")
+        if s.mode == "float" and float_out is None and s.precision == "fp32":
             float_out, float_session = (s.engine, outs), run.session
     peers = [r for r in runners if r.series.kind == "peer"]
     if peers and float_out is None:

@@ -40,7 +40,16 @@ class Series:
     agreement: dict[str, Any] | None = None
     info: dict[str, Any] = field(default_factory=dict)
     model_bytes: int | None = None  # the engine's model file: .qcnn, ONNX fp32, QDQ int8, weights
-    precision: str = "fp32"  # what the engine computes in: fp32, bf16, int8 (qcnn: fp32 either mode)
+    #: what the engine computes in: fp32, bf16, int8 for a peer; for qcnn the table precision of
+    #: the quantized mode (fp32, int16, int8), fp32 in float mode
+    precision: str = "fp32"
+
+    @property
+    def net(self) -> str:
+        """The network's label: CNN, Q-CNN, or Q-CNN with its reduced table precision."""
+        if self.mode == "float":
+            return "CNN"
+        return "Q-CNN" if self.precision == "fp32" else f"Q-CNN {self.precision}"
 
     @property
     def runs_ms(self) -> np.ndarray:
@@ -115,9 +124,9 @@ class BenchResult:
     created: str = ""
     command: str | None = None
 
-    def get(self, engine: str, mode: str = "float") -> Series | None:
+    def get(self, engine: str, mode: str = "float", precision: str = "fp32") -> Series | None:
         for s in self.series:
-            if s.engine == engine and s.mode == mode:
+            if s.engine == engine and s.mode == mode and (s.kind == "peer" or s.precision == precision):
                 return s
         return None
 

@@ -13,7 +13,7 @@ from ._common import emit_json, print_table
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("backends", help="list backends with availability, version, BLAS, SIMD and threads",
                        description="List every backend found through the qcnn.backends entry points: availability "
-                                   "(with the reason when unavailable), version, BLAS, SIMD level and threads.")
+                                   "(with the reason when unavailable), version, BLAS, SIMD level, threads and the look-up table precisions it implements (the reference runs the others).")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     return p
 
@@ -25,7 +25,10 @@ def describe_backends() -> list[dict[str, Any]]:
         record: dict[str, Any] = {"name": name, "version": spec.version, "plugin": spec.plugin,
                                   "summary": spec.summary, "available": True, "reason": "", "info": {}}
         try:
-            record["info"] = dict(load_backend(name).impl.info())
+            impl = load_backend(name).impl
+            record["info"] = dict(impl.info())
+            record["tables"] = list(getattr(impl, "table_precisions", ("fp32",)))
+            record["tables_note"] = getattr(impl, "tables_note", "")
         except QcnnError as err:
             record.update(available=False, reason=str(err))
         except Exception as err:  # a plugin's info() must not break the listing
@@ -47,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
         info = r["info"]
         blas = " ".join(str(info[k]) for k in ("blas", "blas_version") if info.get(k)) or "-"
         rows.append([r["name"], "yes" if r["available"] else "no", r["version"] or "-", blas,
-                     info.get("simd", "-"), info.get("threads", "-"), r["reason"] or r["summary"]])
-    print_table(rows, ["backend", "available", "version", "BLAS", "SIMD", "threads", "notes"])
+                     info.get("simd", "-"), info.get("threads", "-"), ",".join(r.get("tables", [])) or "-",
+                     r["reason"] or r["summary"]])
+    print_table(rows, ["backend", "available", "version", "BLAS", "SIMD", "threads", "tables", "notes"])
+    for r in records:
+        if r.get("tables_note"):
+            print(f"{r['name']} tables: {r['tables_note']}")
     return 0

@@ -29,8 +29,6 @@ from ._quantize import load_calibration
 
 __all__ = ["add_parser", "run", "format_report"]
 
-_LABEL = {"float": "CNN", "quantized": "Q-CNN"}
-
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -83,6 +81,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE.png", default=None,
                    help="draw the engines as bars (median, min-max) to FILE.png; with --per-layer also a stacked "
                         "per-layer chart (table building vs look-up) to FILE-layers.png (pip install \"qcnn[plot]\")")
+    p.add_argument("--tables", metavar="PRECISIONS", default=None,
+                   help="table precisions of the quantized mode, comma-separated from fp32, int16, int8 "
+                        "(default: fp32, plus int8 on backends that implement it)")
     p.add_argument("--no-check", action="store_true",
                    help="skip the output check against the reference on the first batch")
     p.add_argument("--seed", type=int, default=0, help="seed of the random input images (default 0)")
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         dataset=args.dataset, labels=read_truth(args.truth) if args.truth else None, per_layer=args.per_layer,
         compare=args.compare, check=not args.no_check, progress=not to_stdout, seed=args.seed,
         command=shlex.join(["qcnn", *sys.argv[1:]]) if sys.argv[1:2] == ["bench"] else None, clock=args.clock,
-        calib=calib, cache_dir=args.cache_dir)
+        calib=calib, cache_dir=args.cache_dir, tables=args.tables)
     if args.json:
         emit_json(result.to_dict(), args.json)
     if not to_stdout:
@@ -130,7 +131,7 @@ def _ms(v: float | None) -> str:
 
 
 def _title(s: Series, many: bool) -> str:
-    return f"{s.engine} {_LABEL[s.mode]}" if many else _LABEL[s.mode]
+    return f"{s.engine} {s.net}" if many else s.net
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> str:
@@ -171,7 +172,7 @@ def format_report(result: BenchResult, stat: str = "mean", layers: set[str] | No
         out.append(f"note: {note}")
     for s in series:
         if s.fallbacks:
-            out.append(f"note: {s.engine} {s.mode}: layers run by the reference: {', '.join(s.fallbacks)}")
+            out.append(f"note: {s.engine} {s.net}: layers run by the reference: {', '.join(s.fallbacks)}")
     many = len(result.engines) > 1
     out.append("")
     out.append("Forward time per image (ms)")
@@ -202,12 +203,12 @@ def format_report(result: BenchResult, stat: str = "mean", layers: set[str] | No
         for s in checks:
             a = s.agreement
             assert a is not None
-            out.append(f"check {s.engine} {s.mode} vs {a['against']}: max rel. diff {_rel(a)} "
+            out.append(f"check {s.engine} {s.net} vs {a['against']}: max rel. diff {_rel(a)} "
                        f"({'ok' if a['ok'] else 'MISMATCH'})")
     for s in series:
         acc = s.accuracy()
         if acc:
-            out.append(f"accuracy {s.engine} {_LABEL[s.mode]} over {acc['images']} images: "
+            out.append(f"accuracy {s.engine} {s.net} over {acc['images']} images: "
                        + ", ".join(f"top-{k} {100 * acc[f'top{k}']:.1f}%" for k in range(1, 6)))
     if pr["per_layer"]:
         out.append("")
@@ -243,7 +244,7 @@ def _summary(result: BenchResult) -> str:
             if f is not None:
                 speed = f"{f.median_ms / s.median_ms:.2f}x"
         a = s.agreement
-        row = [s.engine, _LABEL[s.mode], _ms(s.median_ms), f"{_ms(float(runs.min()))}-{_ms(float(runs.max()))}",
+        row = [s.engine, s.net, _ms(s.median_ms), f"{_ms(float(runs.min()))}-{_ms(float(runs.max()))}",
                _ms(s.mean_ms), speed]
         if peers:
             setup = s.info.get("setup") or {}

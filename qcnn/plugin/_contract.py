@@ -86,6 +86,8 @@ class OpTable:
     ops: Mapping[str, Prepare] = {}
     #: Table precisions the quantized entries of ``ops`` implement (see the module doc).
     table_precisions: tuple[str, ...] = ("fp32",)
+    #: Why precisions are missing, shown by ``qcnn backends`` (optional).
+    tables_note: str = ""
 
     def prepare(self, layer: Layer, params: Mapping[str, np.ndarray], in_shape: tuple[int, ...],
                 out_shape: tuple[int, ...]) -> Kernel | None:
