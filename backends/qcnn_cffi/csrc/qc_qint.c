@@ -118,7 +118,24 @@ QI int16_t quantize(float t, float inv, float q) {
     y = (y + 12582912.0f) - 12582912.0f;
     return (int16_t)(int32_t)y;
 }
-/* the same on L32 lanes */
+/* the same on L32 lanes: clip by min/max, then the conversion rounding to nearest-even (the
+ * default MXCSR mode) on x86; the portable add/subtract trick elsewhere */
+#if defined(__AVX512BW__)
+#include <immintrin.h>
+QI hi16 vquantize(vfl t, vfl inv, vfl q) {
+    __m512 y = _mm512_mul_ps((__m512)t, (__m512)inv);
+    y = _mm512_min_ps(_mm512_max_ps(y, _mm512_sub_ps(_mm512_setzero_ps(), (__m512)q)), (__m512)q);
+    return (hi16)_mm512_cvtepi32_epi16(_mm512_cvtps_epi32(y));
+}
+#elif defined(__AVX2__)
+#include <immintrin.h>
+QI hi16 vquantize(vfl t, vfl inv, vfl q) {
+    __m256 y = _mm256_mul_ps((__m256)t, (__m256)inv);
+    y = _mm256_min_ps(_mm256_max_ps(y, _mm256_sub_ps(_mm256_setzero_ps(), (__m256)q)), (__m256)q);
+    __m256i i = _mm256_cvtps_epi32(y);
+    return (hi16)_mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+}
+#else
 QI hi16 vquantize(vfl t, vfl inv, vfl q) {
     vfl y = t * inv;
     y = vsel(y > q, q, y);
@@ -126,6 +143,7 @@ QI hi16 vquantize(vfl t, vfl inv, vfl q) {
     y = (y + 12582912.0f) - 12582912.0f;
     return __builtin_convertvector(__builtin_convertvector(y, vi32), hi16);
 }
+#endif
 
 /* One contiguous run of n table columns for all K codes: out[a * bs + j] = q(sum_d x[d * xs + j] cb[a][d]),
  * j < n. The dv inputs of L32 columns stay in registers while every code is computed. */
@@ -212,9 +230,9 @@ static void *align64(void *ptr) { return (char *)ptr + (64 - (uintptr_t)ptr % 64
  * whole image, BR = the plan's) or NULL to build each unit into the thread's buffer. */
 static void band(const qc_qconv_int_plan *p, const float *xqn, const int16_t *T, int64_t i0, int64_t V, float inv,
                  float scale, void *scratch, float *yn) {
-    const int64_t G = p->G, K = p->K, BR = p->BR, Wq = p->Wq, LP = p->LP, O = p->O, Og = O / G;
+    const int64_t G = p->G, Wq = p->Wq, LP = p->LP, O = p->O, Og = O / G;
     const int64_t Ho = p->Ho, Wo = p->Wo, nunits = p->nunits, tpg = p->ntiles / G, ntaps = p->ntaps;
-    const int64_t lim = p->lim, unit_sz = K * p->CS;
+    const int64_t lim = p->lim, unit_sz = p->K * p->CS;
     int16_t *tb = align64(scratch);
     int16_t *acc16 = align64(tb + tb_elems(p));
     int32_t *acc32 = align64(acc16 + og_lanes(p));
