@@ -1,5 +1,6 @@
-"""Roofline of the quantized conv look-up on this machine: what one float LUT look-up add costs,
-and what that makes the floor of a model's quantized conv layers.
+"""Roofline of the quantized conv look-up on this machine: what one LUT look-up add costs (float
+tables, and the int16 lanes of the integer tables), and what that makes the floor of a model's
+quantized conv layers.
 
 ``python -m qcnn_cffi.roofline [--arch alexnet] [--runs 7] [--json]``
 
@@ -12,6 +13,10 @@ rows of VL floats, 9 taps with random codes (K = 128), one thread, over four tab
 * ``L1 shifted``: the same, column shifts 0, 1, 2 as in a 3x3 kernel (two loads in three
   straddle two cache lines): the best case of a real stride-1 layer;
 * ``L2 aligned`` and ``L2 shifted``: a 1 MB table (conv1's and conv2's tables do not fit L1).
+
+The integer probe (``qc_probe_lookup_int``) runs the integer tables' tile (``qc_int_tile_r()``
+channels x 3 vectors of ``qc_int_lanes()`` int16 lanes) over the same four cases (int16 tables of
+the same bytes): "int L1 aligned" ... "int L2 shifted", ns per vector add of that many lanes.
 
 Then, per quantized conv layer: its look-up vector adds (paper count x ceil(Wo / VL) / Wo), the
 time they take at the L1-shifted and L2-shifted rates, and the measured fused call and
@@ -73,6 +78,34 @@ def probe_inputs(table_bytes: int, shifted: bool, seed: int = 0) -> tuple[np.nda
     return table, np.ascontiguousarray(offs, np.int32), vl
 
 
+def probe_int_rates(runs: int = 7, reps: int = 400) -> dict[str, float]:
+    """ns per int16-lane look-up vector add (``qc_int_lanes()`` lanes), median of ``runs``:
+    {"int L1 aligned": .., "int L1 shifted": .., "int L2 aligned": .., "int L2 shifted": ..}."""
+    lanes, r = int(lib.qc_int_lanes()), int(lib.qc_int_tile_r())
+    rng = np.random.default_rng(0)
+    rates = {}
+    for level, nbytes in TABLES.items():
+        rows = max(ROWS + 2, nbytes // (CODES * lanes * 2))
+        block = rows * lanes
+        table = _aligned(CODES * block + 2 * lanes, np.int16)
+        table[:] = rng.integers(-127, 128, table.size)
+        u, v = np.divmod(np.arange(TAPS), 3)
+        codes = rng.integers(0, CODES, size=(CHANNELS // r, TAPS, r))
+        for shifted in (False, True):
+            offs = np.ascontiguousarray(codes * block + (u * lanes + (v if shifted else 0))[None, :, None], np.int32)
+            acc = _aligned(offs.shape[0] * r * ROWS * lanes, np.int16)
+            args = (ffi.cast("int16_t *", table.ctypes.data), _ptr(offs, "int32_t *"), offs.shape[0] * r, TAPS, ROWS)
+            lib.qc_probe_lookup_int(*args, 20, ffi.cast("int16_t *", acc.ctypes.data))
+            times = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                lib.qc_probe_lookup_int(*args, reps, ffi.cast("int16_t *", acc.ctypes.data))
+                times.append(time.perf_counter() - t0)
+            rates[f"int {level} {'shifted' if shifted else 'aligned'}"] = \
+                1e9 * statistics.median(times) / (reps * offs.size * ROWS)
+    return rates
+
+
 def probe(table: np.ndarray, offs: np.ndarray, rowstride: int, reps: int) -> np.ndarray:
     """acc [tiles, RB, ROWS, VL]: ``reps`` passes of the register tile over ``offs`` (checked to
     stay inside ``table``), summed from zero."""
@@ -126,6 +159,7 @@ def layer_floors(arch: str, rates: dict[str, float], runs: int) -> list[dict[str
     vl = int(lib.qc_conv_chunk())
     model = zoo.synthetic(arch)
     session = qcnn.compile(model, "cffi", threads=1)
+    isession = qcnn.compile(model, "cffi", threads=1, tables="int8")
     x = np.random.default_rng(0).standard_normal((1, *model.spec.input)).astype(np.float32)
     acts = session.run(x, outputs="all")
     names = [p.layer.name for p in session.layers]
@@ -139,11 +173,20 @@ def layer_floors(arch: str, rates: dict[str, float], runs: int) -> list[dict[str
         wo = c.out_shape[2]
         vadds = c.lookup_macs * -(-wo // vl) / wo
         kernel = p.kernel
+        # integer tables: a band's lanes are its rows of Wq columns (Wq / Wo of them used)
+        ikernel = isession.layers[i].kernel
+        wq = -(-(p.in_shape[2] + 2 * p.layer.pad) // p.layer.stride)
+        ivadds = c.lookup_macs * wq / wo / int(lib.qc_int_lanes())
         rows.append({"layer": c.name, "lookup_vector_adds": vadds,
                      "floor_l1_ms": vadds * rates["L1 shifted"] * 1e-6,
                      "floor_l2_ms": vadds * rates["L2 shifted"] * 1e-6,
                      "call_ms": _median_ms(lambda: kernel(h), runs),
-                     "table_ms": _median_ms(lambda: kernel.table(h), runs)})
+                     "table_ms": _median_ms(lambda: kernel.table(h), runs),
+                     "int_lookup_vector_adds": ivadds,
+                     "int_floor_l1_ms": ivadds * rates["int L1 shifted"] * 1e-6,
+                     "int_floor_l2_ms": ivadds * rates["int L2 shifted"] * 1e-6,
+                     "int8_call_ms": _median_ms(lambda: ikernel(h), runs),
+                     "int8_table_ms": _median_ms(lambda: ikernel.table(h), runs)})
     return rows
 
 
@@ -154,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the results as one JSON object")
     args = ap.parse_args(argv)
     qcnn.set_threads(1)
-    rates = probe_rates(args.runs)
+    rates = {**probe_rates(args.runs), **probe_int_rates(args.runs)}
     rows = layer_floors(args.arch, rates, args.runs)
     if args.json:
         print(json.dumps({"ns_per_vector_add": rates, "layers": rows}, indent=2))
@@ -162,15 +205,19 @@ def main(argv: list[str] | None = None) -> int:
     vl = int(lib.qc_conv_chunk())
     print(f"look-up probe ({vl}-float vectors, {int(lib.qc_conv_band_r())} channels x {ROWS} rows per tile, "
           f"{TAPS} taps, 1 thread), ns per vector add, median of {args.runs}:")
-    print("  " + ", ".join(f"{k} {v:.3f}" for k, v in rates.items()))
-    print(f"{'layer':8s} {'vec adds':>9s} {'floor L1':>9s} {'floor L2':>9s} {'call ms':>8s} {'table ms':>8s}")
-    for r in rows:
-        print(f"{r['layer']:8s} {r['lookup_vector_adds'] / 1e6:8.2f}M {r['floor_l1_ms']:9.3f} {r['floor_l2_ms']:9.3f} "
-              f"{r['call_ms']:8.3f} {r['table_ms']:8.3f}")
-    tot = {k: sum(r[k] for r in rows) for k in ("lookup_vector_adds", "floor_l1_ms", "floor_l2_ms", "call_ms",
-                                               "table_ms")}
-    print(f"{'sum':8s} {tot['lookup_vector_adds'] / 1e6:8.2f}M {tot['floor_l1_ms']:9.3f} {tot['floor_l2_ms']:9.3f} "
-          f"{tot['call_ms']:8.3f} {tot['table_ms']:8.3f}")
+    print("  float: " + ", ".join(f"{k} {v:.3f}" for k, v in rates.items() if not k.startswith("int")))
+    print(f"  int16 lanes ({int(lib.qc_int_lanes())} per vector): "
+          + ", ".join(f"{k[4:]} {v:.3f}" for k, v in rates.items() if k.startswith("int")))
+    keys = ("lookup_vector_adds", "floor_l1_ms", "floor_l2_ms", "call_ms", "table_ms", "int_lookup_vector_adds",
+            "int_floor_l1_ms", "int_floor_l2_ms", "int8_call_ms", "int8_table_ms")
+    print(f"{'':8s} {'--------------------- fp32 tables ---------------------':>55s}  "
+          f"{'--------------------- int8 tables ---------------------':>55s}")
+    head = f"{'vec adds':>9s} {'floor L1':>9s} {'floor L2':>9s} {'call ms':>8s} {'table ms':>8s}"
+    print(f"{'layer':8s} {head}  {head}")
+    for r in [*rows, {"layer": "sum", **{k: sum(r[k] for r in rows) for k in keys}}]:
+        cells = [f"{r[keys[0]] / 1e6:8.2f}M", *(f"{r[k]:9.3f}" for k in keys[1:3]), *(f"{r[k]:8.3f}" for k in keys[3:5]),
+                 f"{r[keys[5]] / 1e6:8.2f}M", *(f"{r[k]:9.3f}" for k in keys[6:8]), *(f"{r[k]:8.3f}" for k in keys[8:])]
+        print(f"{r['layer']:8s} {' '.join(cells[:5])}  {' '.join(cells[5:])}")
     return 0
 
 

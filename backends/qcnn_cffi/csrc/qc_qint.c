@@ -385,3 +385,12 @@ void qc_qfc_int_table(const float *x, int64_t N, int64_t F, const float *cbt, in
         for (int64_t i = 0; i < S * Kp; ++i) Tn[i] = quantize(tn[i], inv, q);
     }
 }
+
+/* Roofline probe (python -m qcnn_cffi.roofline): the int16-lane tile over offsets into T, reps
+ * times: acc [nch / R, R, V, lanes] += sum over taps of T[offs[tile, t, r] + v * lanes ..]. */
+void qc_probe_lookup_int(const int16_t *T, const int32_t *offs, int64_t nch, int64_t ntaps, int64_t V, int64_t reps,
+                         int16_t *acc) {
+    for (int64_t rep = 0; rep < reps; ++rep)
+        for (int64_t tl = 0; tl < nch / TR; ++tl)
+            TILE16[V](T, offs + tl * ntaps * TR, ntaps, acc + tl * TR * V * L16, V * L16);
+}

@@ -176,6 +176,10 @@ typedef struct {
     int relu;
 } qc_qconv_int_plan;
 int qc_int_lanes(void);  /* int16 lanes per vector */
+/* Roofline probe: the int16-lane tile (R = qc_int_tile_r() channels x V <= qc_int_tile_v() vectors)
+ * over offs [nch / R, ntaps, R], reps times: acc [nch / R, R, V, lanes] += T[offs + v * lanes ..] */
+void qc_probe_lookup_int(const int16_t *T, const int32_t *offs, int64_t nch, int64_t ntaps, int64_t V, int64_t reps,
+                         int16_t *acc);
 int qc_int_tile_r(void); /* channels per register tile */
 int qc_int_tile_v(void); /* vectors per register tile */
 /* scratch: nscratch (>= 1) blocks of qc_qconv_int_scratch(p) floats, then 2 N floats */
