@@ -374,3 +374,23 @@ def test_asv_check(tmp_path):
         pytest.skip("asv is in the test extra: pip install -e '.[test]'")
     proc = subprocess.run([asv, "check", "--python=same"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_tables_series_side_by_side(tiny_path, capsys):
+    """By default the quantized mode is timed with exact tables and, on backends with native
+    integer tables, int8 tables; --tables picks the precisions, each recorded in its series."""
+    result = bench.run_bench(str(tiny_path), backends="cffi,numpy", mode="quantized", batches=2, repeat=1,
+                             warmup=0, progress=False)
+    got = {(s.engine, s.precision) for s in result.series}
+    assert got == {("cffi", "fp32"), ("cffi", "int8"), ("numpy", "fp32")}
+    int8 = result.get("cffi", "quantized", "int8")
+    assert int8 is not None and int8.net == "Q-CNN int8" and int8.fallbacks == []
+    assert int8.agreement is not None and int8.agreement["ok"], int8.agreement  # exact integer sums
+    assert main(["bench", "--model", str(tiny_path), "--backend", "cffi,numpy", "--mode", "quantized",
+                 "--tables", "int16", "--batches", "1", "--repeat", "1", "--json", "-"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(s["engine"], s["precision"]) for s in data["series"]] == [("cffi", "int16")]
+    assert any("numpy has no int16 tables" in n for n in data["notes"])
+    assert data["protocol"]["tables"] == ["int16"]
+    assert main(["bench", "--model", str(tiny_path), "--tables", "int4"]) != 0
+    assert "tables must be a comma-separated list of fp32, int16, int8" in capsys.readouterr().err
