@@ -43,7 +43,7 @@ def test_installed_peer_agrees_with_qcnn(name, cache):
     if s.precision == "fp32":
         assert a["ok"] is True and a["max_rel_diff"] <= 1e-4 and a["top1_agreement"] == 1.0
     else:  # bf16 / int8: reported, not judged
-        assert s.precision in ("bf16", "int8") and a["ok"] is None and a["tolerance"] is None
+        assert s.precision in ("bf16", "fp16", "int8") and a["ok"] is None and a["tolerance"] is None
         assert a["max_rel_diff"] is not None and a["max_rel_diff"] < 0.2
     info = s.info
     assert info["precision"] == s.precision and s.model_bytes > 0 and info["model_bytes"] == s.model_bytes
@@ -51,8 +51,28 @@ def test_installed_peer_agrees_with_qcnn(name, cache):
     if name.startswith(("onnxruntime", "openvino")):
         assert info["graph"] in ("op", "decomposed") and set(info["graph_ms"]) == {"op", "decomposed"}
         assert info["graph"] == min(info["graph_ms"], key=info["graph_ms"].get)
+    if name == "ncnn":  # fp32 or fp16 storage, whichever the timed trial found faster
+        assert set(info["precision_ms"]) == {"fp32", "fp16"}
+        assert s.precision == min(info["precision_ms"], key=info["precision_ms"].get)
     if name.endswith("int8"):
         assert info["calibration_images"] == 2 and s.model_bytes < result.get("reference").model_bytes
+
+
+def test_ncnn_fp32_agrees_within_the_float_tolerance(cache):
+    """ncnn's fp32 configuration (fp32 weights from pnnx, no fp16 storage) is held to 1e-4."""
+    _installed("ncnn")
+    from qcnn.bench._ncnn_peer import ncnn_peer
+
+    model = qcnn.model.float_twin(tiny())
+    ctx = PeerContext(model, cache_dir=cache)
+    peer = ncnn_peer(ctx, "fp32")
+    x = np.random.default_rng(3).uniform(-128, 128, (2, *model.spec.input)).astype(np.float32)
+    want = qcnn.compile(model, "reference").run(x)
+    got = peer.probe(x)
+    assert peer.precision == "fp32" and set(got) == {"fc2", "prob"}
+    for name, y in got.items():
+        ref = want[name].reshape(len(x), -1)
+        assert np.abs(y - ref).max() <= 1e-4 * np.abs(ref).max(), name
 
 
 def test_openvino_reports_its_real_precision(cache):
@@ -98,7 +118,8 @@ def test_network_without_lrn_has_one_graph_variant(cache):
 
 
 @pytest.mark.parametrize("peer, module", [("openvino", "openvino"), ("openvino-int8", "openvino"),
-                                          ("onnxruntime-int8", "onnxruntime"), ("torch-compile", "torch")])
+                                          ("onnxruntime-int8", "onnxruntime"), ("torch-compile", "torch"),
+                                          ("ncnn", "ncnn")])
 def test_uninstalled_peer_says_what_to_install(peer, module, monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(sys.modules, module, None)  # `import module` now fails
     assert peer not in parse_peers("all")
@@ -107,7 +128,7 @@ def test_uninstalled_peer_says_what_to_install(peer, module, monkeypatch, capsys
     assert main(["bench", "--model", str(path), "--backend", "reference", "--batches", "1", "--repeat", "1",
                  "--compare", peer, "--cache-dir", str(tmp_path / "c")]) == 1
     err = capsys.readouterr().err
-    want = 'pip install "qcnn[torch]"' if module == "torch" else 'pip install "qcnn[peers]"'
+    want = {"torch": 'pip install "qcnn[torch]"', "ncnn": 'pip install "qcnn[ncnn]"'}.get(module, 'pip install "qcnn[peers]"')
     assert err.count("\n") == 1 and f"--compare {peer} needs" in err and want in err
 
 
@@ -127,7 +148,7 @@ def test_compare_all_records_every_installed_peer(tmp_path, monkeypatch, capsys)
     assert [s["engine"] for s in peers] == list(parse_peers("all")) and data["protocol"]["calibration"] == "given"
     assert "note: peer torch not installed (torch): pip install torch==2.13.0" in text
     for s in peers:
-        assert s["precision"] in ("fp32", "bf16", "int8") and s["model_bytes"] > 0
+        assert s["precision"] in ("fp32", "bf16", "fp16", "int8") and s["model_bytes"] > 0
         assert {"threads", "setup", "graph"} <= set(s["info"]) and s["agreement"]["top1_agreement"] is not None
         assert s["engine"] in text
         if s["engine"].endswith("int8"):

@@ -13,11 +13,14 @@ openvino-f32        OpenVINO CPU with ``INFERENCE_PRECISION_HINT=f32``          
 openvino-int8       OpenVINO CPU on the same QDQ model as onnxruntime-int8       int8
 torch               eager PyTorch (torch.nn.functional)                          fp32
 torch-compile       torch.compile (inductor, freezing)                           fp32
+ncnn                ncnn CPU on the pnnx conversion (fp32 weights)               fp32 or fp16
+                                                                                 storage, the
+                                                                                 faster
 ==================  ===========================================================  ==========
 
 ``all`` is every peer whose packages are installed. The ONNX peers are in
 :mod:`qcnn.bench._onnx_peers` (graph variant chosen per engine by a timed trial, model
-cache), the torch peers in :mod:`qcnn.bench._torch_peers`. A peer is a :class:`Peer`:
+cache), the torch peers in :mod:`qcnn.bench._torch_peers`, ncnn in :mod:`qcnn.bench._ncnn_peer`. A peer is a :class:`Peer`:
 ``peer(x [N, C, H, W] float32) -> y [N, *out_shape] float32`` with ``info()`` and
 ``probe(x)`` (``{layer name: output}`` for :func:`check_layers`). A missing package gives
 a one-line :class:`QcnnError` with the install command.
@@ -33,14 +36,15 @@ import numpy as np
 
 from .._errors import QcnnError
 from ..model import Model
-from . import _onnx_peers, _torch_peers
+from . import _ncnn_peer, _onnx_peers, _torch_peers
 from ._peer_base import Peer, PeerContext, check_layers
 
 __all__ = ["PEERS", "Peer", "PeerContext", "make_peer", "parse_peers", "check_layers", "missing_packages",
            "install_command"]
 
 #: Known peers, in the order they are reported.
-PEERS = ("onnxruntime", "onnxruntime-int8", "openvino", "openvino-f32", "openvino-int8", "torch", "torch-compile")
+PEERS = ("onnxruntime", "onnxruntime-int8", "openvino", "openvino-f32", "openvino-int8", "torch", "torch-compile",
+         "ncnn")
 
 #: The Python packages each peer needs.
 _NEEDS = {
@@ -48,6 +52,7 @@ _NEEDS = {
     "openvino": ("onnx", "openvino"), "openvino-f32": ("onnx", "openvino"),
     "openvino-int8": ("onnx", "onnxruntime", "openvino"),
     "torch": ("torch",), "torch-compile": ("torch",),
+    "ncnn": ("onnx", "ncnn", "pnnx"),
 }
 _ALIASES = {"ort": "onnxruntime", "ort-int8": "onnxruntime-int8", "pytorch": "torch", "ov": "openvino",
             "ov-int8": "openvino-int8", "ov-f32": "openvino-f32"}
@@ -69,6 +74,8 @@ def missing_packages(name: str) -> list[str]:
 
 def install_command(name: str) -> str:
     """How to install what peer ``name`` needs."""
+    if name == "ncnn":
+        return _ncnn_peer.INSTALL
     return _torch_peers.INSTALL if name.startswith("torch") else _onnx_peers.INSTALL
 
 
@@ -112,4 +119,6 @@ def make_peer(name: str, model: Model | PeerContext, threads: int = 1, *, batch_
         return _torch_peers.torch_peer(ctx)
     if name == "torch-compile":
         return _torch_peers.torch_peer(ctx, compiled=True)
+    if name == "ncnn":
+        return _ncnn_peer.ncnn_peer(ctx)
     raise QcnnError(f"unknown peer {name!r} (known: {', '.join(PEERS)})")
