@@ -154,6 +154,7 @@ def test_cffi_integer_tables_are_exact_on_the_seed_alexnet(seed_model, seed_dir,
             qcnn.set_threads(2)
             got2 = two.run(inp, start=layer.name, stop=layer.name)[layer.name]
             np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * float(np.abs(want).max()), err_msg=layer.name)
+            assert np.array_equal(got, want), f"{layer.name}: not bit-identical (the contract allows 1e-6; cffi's rescale is the reference's)"
             assert np.array_equal(got, staged), f"{layer.name}: fused and staged differ"
             assert np.array_equal(got, got2), f"{layer.name}: 1 and 2 threads differ"
     finally:
