@@ -134,7 +134,8 @@ class IntConv:
         try:
             data = np.zeros((n, size), np.int16)  # the slack, read into dropped lanes, stays zero
         except (MemoryError, ValueError):
-            raise ref_error(self.geom.name, n * size * 2) from None
+            raise QcnnError(f"layer {self.geom.name}: cannot allocate the integer tables "
+                            f"({n * size * 2 / 2**30:.1f} GiB)") from None
         scale = np.empty(n, f32)
         lib.qc_qconv_int_table(plan.ptr, ptr(ffi, xq), n, ffi.from_buffer("int16_t[]", data), ptr(ffi, scale))
         return IntConvTable(data, scale, self)
@@ -145,7 +146,7 @@ class IntConv:
         size = int(lib.qc_qconv_int_table_size(plan.ptr))
         if (not isinstance(t, IntConvTable) or t.owner is not self or t.data.dtype != np.int16
                 or t.data.ndim != 2 or t.data.shape[1] != size or t.scale.shape != (t.data.shape[0],)):
-            raise ref_error(g.name, None)
+            raise QcnnError(f"layer {g.name}: look-up input must be this kernel's own integer table stage output")
         n = t.data.shape[0]
         nth = max(1, min(n, int(lib.qc_get_threads())))
         y = np.empty((n, g.o, g.ho, g.wo), f32)
@@ -153,9 +154,3 @@ class IntConv:
                                 ptr(ffi, self._scratch(plan, nth, n)), nth, ptr(ffi, y))
         return y
 
-
-def ref_error(name: str, nbytes: int | None) -> Exception:
-    """The one-line error of a failed table allocation (``nbytes``) or a foreign table (None)."""
-    if nbytes is None:
-        return QcnnError(f"layer {name}: look-up input must be this kernel's own integer table stage output")
-    return QcnnError(f"layer {name}: cannot allocate the integer tables ({nbytes / 2**30:.1f} GiB)")
