@@ -62,16 +62,21 @@ def _aligned(n: int, dtype: type = np.float32) -> np.ndarray:
     return raw[start:start + n]
 
 
-def probe_inputs(table_bytes: int, shifted: bool, seed: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
-    """(table [n] float32, offs [CHANNELS / RB, TAPS, RB] int32, rowstride) for one probe: codes
-    drawn at random, tap (u, v) at row u and (when ``shifted``) column shift v of a code's block
-    [rows, VL]; the table is sized ``table_bytes`` by the number of rows per code block."""
-    vl, rb = int(lib.qc_conv_chunk()), int(lib.qc_conv_band_r())
-    rows = max(ROWS + 2, table_bytes // (CODES * vl * 4))  # rows per code block (>= a 3x3 band)
+def probe_inputs(table_bytes: int, shifted: bool, seed: int = 0, integer: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray, int]:
+    """(table [n], offs [CHANNELS / R, TAPS, R] int32, rowstride) for one probe: codes drawn at
+    random, tap (u, v) at row u and (when ``shifted``) column shift v of a code's block [rows,
+    lanes]; the table is sized ``table_bytes`` by the number of rows per code block. Float
+    tables (VL lanes, R = RB) or, ``integer``, int16 tables (``qc_int_lanes()``, ``qc_int_tile_r()``)."""
+    if integer:
+        vl, rb, dtype = int(lib.qc_int_lanes()), int(lib.qc_int_tile_r()), np.int16
+    else:
+        vl, rb, dtype = int(lib.qc_conv_chunk()), int(lib.qc_conv_band_r()), np.float32
+    rows = max(ROWS + 2, table_bytes // (CODES * vl * np.dtype(dtype).itemsize))  # rows per code block
     block = rows * vl
     rng = np.random.default_rng(seed)
-    table = _aligned(CODES * block + 2 * vl)
-    table[:] = rng.standard_normal(table.size)
+    table = _aligned(CODES * block + 2 * vl, dtype)
+    table[:] = rng.integers(-127, 128, table.size) if integer else rng.standard_normal(table.size)
     u, v = np.divmod(np.arange(TAPS), 3)
     codes = rng.integers(0, CODES, size=(CHANNELS // rb, TAPS, rb))
     offs = codes * block + (u * vl + (v if shifted else 0))[None, :, None]
@@ -81,20 +86,12 @@ def probe_inputs(table_bytes: int, shifted: bool, seed: int = 0) -> tuple[np.nda
 def probe_int_rates(runs: int = 7, reps: int = 400) -> dict[str, float]:
     """ns per int16-lane look-up vector add (``qc_int_lanes()`` lanes), median of ``runs``:
     {"int L1 aligned": .., "int L1 shifted": .., "int L2 aligned": .., "int L2 shifted": ..}."""
-    lanes, r = int(lib.qc_int_lanes()), int(lib.qc_int_tile_r())
-    rng = np.random.default_rng(0)
     rates = {}
     for level, nbytes in TABLES.items():
-        rows = max(ROWS + 2, nbytes // (CODES * lanes * 2))
-        block = rows * lanes
-        table = _aligned(CODES * block + 2 * lanes, np.int16)
-        table[:] = rng.integers(-127, 128, table.size)
-        u, v = np.divmod(np.arange(TAPS), 3)
-        codes = rng.integers(0, CODES, size=(CHANNELS // r, TAPS, r))
         for shifted in (False, True):
-            offs = np.ascontiguousarray(codes * block + (u * lanes + (v if shifted else 0))[None, :, None], np.int32)
-            acc = _aligned(offs.shape[0] * r * ROWS * lanes, np.int16)
-            args = (ffi.cast("int16_t *", table.ctypes.data), _ptr(offs, "int32_t *"), offs.shape[0] * r, TAPS, ROWS)
+            table, offs, lanes = probe_inputs(nbytes, shifted, integer=True)
+            acc = _aligned(offs.size // TAPS * ROWS * lanes, np.int16)
+            args = (ffi.cast("int16_t *", table.ctypes.data), _ptr(offs, "int32_t *"), offs.size // TAPS, TAPS, ROWS)
             lib.qc_probe_lookup_int(*args, 20, ffi.cast("int16_t *", acc.ctypes.data))
             times = []
             for _ in range(runs):
