@@ -313,11 +313,10 @@ def run_bench(model: Model | str | os.PathLike[str] | None = None,
     for name in names:
         for m, prec in [(m, p) for m in modes for p in (precisions or ("fp32", FASTEST_TABLES))
                         if m == "quantized" or p == "fp32"]:
-            if prec != "fp32" and not _native_tables(name, prec):
+            # a reduced precision: only where native, and by default not on the reference itself
+            if prec != "fp32" and (not _native_tables(name, prec) or (not precisions and name == "reference")):
                 if precisions:
                     notes.append(f"backend {name} has no {prec} tables: not timed (the reference would run them)")
-                continue
-            if prec != "fp32" and not precisions and name == "reference":
                 continue
             session = qcompile(models[m], name, options=(options or {}).get(name), tables=prec)  # type: ignore[arg-type]
             lay = session.layers
